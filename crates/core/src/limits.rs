@@ -1,0 +1,55 @@
+//! Every bound tally puts on its inputs, in one place, each with the reason for it.
+//!
+//! The bounds are checked where data enters (rules, `epoch.toml`, the registry), so
+//! that the arithmetic of the scoring core provably cannot overflow: with them, every
+//! intermediate product fits in 256 bits and every point value in `rust_decimal`'s
+//! 96-bit mantissa (see `exact.rs`). A run past a bound fails with an error naming it.
+
+/// Longest identifier (SPEC 2.1).
+pub const MAX_ID_LEN: usize = 128;
+
+/// Most devices in one registry. The seeded network claimed 200,000 GPUs; five times
+/// that leaves room while keeping the sum of all points inside `rust_decimal`.
+pub const MAX_DEVICES: usize = 1_000_000;
+
+/// Longest epoch: one year and a day. Campaign epochs are weeks; the bound keeps slot
+/// counts (and later, per-device slot bitmaps) small.
+pub const MAX_EPOCH_SECONDS: i64 = 366 * 86_400;
+
+/// Shortest and longest slot a rules file may define. At least a minute, because
+/// heartbeats arrive about once a minute; at most a day.
+pub const MIN_SLOT_SECONDS: i64 = 60;
+pub const MAX_SLOT_SECONDS: i64 = 86_400;
+
+/// Largest `gpu_count` of a device (SPEC 2.2).
+pub const MAX_GPU_COUNT: u32 = 64;
+
+/// Most decimal places of any decimal in a rules file. Rule values are printed with
+/// six places (multipliers, ratios) and six keeps every product bounded.
+pub const MAX_RULE_PLACES: u32 = 6;
+
+/// Largest `base` (points per slot per GPU) and `rental` (points per rented hour per GPU).
+pub const MAX_RULE_POINTS: i64 = 1_000_000;
+
+/// Largest bandwidth multiplier.
+pub const MAX_MULTIPLIER: i64 = 1_000;
+
+/// Largest value of any other decimal in a rules file (thresholds, reference tflops):
+/// the same 12 integer digits as an input decimal.
+pub const MAX_RULE_DECIMAL_INT_DIGITS: u32 = 12;
+
+/// `points_decimals` range. Points are `rust_decimal` values with this many places.
+pub const MAX_POINTS_DECIMALS: u32 = 9;
+
+/// Most GPU models and bandwidth tiers in a rules file: a table a miner can read.
+pub const MAX_MODELS: usize = 1_000;
+pub const MAX_TIERS: usize = 16;
+
+/// Token decimals (SPEC 2: 0..=18).
+pub const MAX_TOKEN_DECIMALS: u32 = 18;
+
+/// `pool * 10^decimals` must stay below 10^38 so that it fits in `u128` with room.
+pub const MAX_POOL_UNITS_DIGITS: usize = 38;
+
+/// Longest `note` of an override; it is free text that is published.
+pub const MAX_NOTE_LEN: usize = 1_024;
