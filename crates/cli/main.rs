@@ -1,1 +1,110 @@
-fn main() {}
+//! The `tally` command. Thin: it parses arguments and calls the library crates
+//! (ingest, then score, then report). Exit codes: 0 success; 1 the input data, the
+//! epoch or the rules are invalid; 2 the invocation is wrong (bad arguments, an
+//! existing output directory without --force); 3 the output could not be written.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "tally", version, about = "Deterministic settlement of GPU-network incentive epochs")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Settle one epoch: read EPOCH_DIR, write the reports to OUT_DIR (all or nothing).
+    Run {
+        /// Directory holding epoch.toml and the input tables.
+        epoch_dir: PathBuf,
+        /// Output directory; must not exist unless --force.
+        #[arg(long)]
+        out: PathBuf,
+        /// Rules file to use instead of <rules-dir>/<version named by epoch.toml>.toml.
+        #[arg(long)]
+        rules: Option<PathBuf>,
+        /// Directory of published rules versions.
+        #[arg(long, default_value = "rules")]
+        rules_dir: PathBuf,
+        /// Fail on any rejected input row.
+        #[arg(long)]
+        strict: bool,
+        /// Replace OUT_DIR if it exists.
+        #[arg(long)]
+        force: bool,
+        /// Also write measurements.csv, the per-device measurement table.
+        #[arg(long)]
+        emit_measurements: bool,
+        /// Worker threads for aggregation (default: all cores). Outputs do not depend on it.
+        #[arg(long)]
+        threads: Option<usize>,
+    },
+}
+
+const DATA: u8 = 1;
+const USAGE: u8 = 2;
+const OUTPUT: u8 = 3;
+
+fn fail(code: u8, message: impl std::fmt::Display) -> ExitCode {
+    eprintln!("tally: error: {message}");
+    ExitCode::from(code)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Run { epoch_dir, out, rules, rules_dir, strict, force, emit_measurements, threads } => {
+            if let Some(n) = threads {
+                // Read by polars once, at its first use, which comes after this.
+                std::env::set_var("POLARS_MAX_THREADS", n.max(1).to_string());
+            }
+            if let Err(e) = tally_report::check_target(&out, force) {
+                return fail(USAGE, e);
+            }
+            let opts = tally_ingest::Options { rules_file: rules, rules_dir, strict };
+            let loaded = match tally_ingest::load(&epoch_dir, &opts) {
+                Ok(l) => l,
+                Err(e) => return fail(DATA, e),
+            };
+            let settlement = tally_core::settle(
+                &loaded.epoch,
+                &loaded.rules,
+                loaded.total_slots,
+                &loaded.registry,
+                &loaded.measurements,
+                &loaded.overrides,
+            );
+            let run = tally_report::Run {
+                epoch: &loaded.epoch,
+                rules: &loaded.rules,
+                rules_file: &loaded.rules_file,
+                settlement: &settlement,
+                rejected: &loaded.rejected,
+                counts: &loaded.counts,
+                inputs: &loaded.inputs,
+            };
+            let files = tally_report::render_all(&run, env!("CARGO_PKG_VERSION"), emit_measurements);
+            match tally_report::write_atomically(&out, force, &files) {
+                Ok(()) => {
+                    eprintln!(
+                        "tally: epoch {}: {} devices ({} eligible), {} accounts, {} of {} units allocated; wrote {}",
+                        loaded.epoch.id,
+                        settlement.devices.len(),
+                        settlement.devices.iter().filter(|d| d.eligible).count(),
+                        settlement.accounts.len(),
+                        settlement.allocated_units,
+                        settlement.pool_units,
+                        out.display()
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e @ tally_report::ReportError::Exists(_)) => fail(USAGE, e),
+                Err(e) => fail(OUTPUT, e),
+            }
+        }
+    }
+}

@@ -16,6 +16,7 @@ pub mod exact;
 pub mod limits;
 pub mod model;
 pub mod rules;
+pub mod run;
 pub mod score;
 pub mod split;
 pub mod value;
