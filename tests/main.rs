@@ -1,1 +1,6 @@
-mod dummy {}
+//! tally's integration tests: one binary (as ripgrep does), a module per concern.
+
+mod boundaries;
+mod common;
+mod determinism;
+mod failures;
