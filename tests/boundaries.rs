@@ -20,7 +20,13 @@ const EXPECTED: [(&str, &str, &str, &str, &str); 14] = [
     // r3 is its own account's: SELF_RENTAL, earns nothing.
     ("d01", "12", "10.140000", "true", "SELF_RENTAL"),
     // 11 slots < 12.
-    ("d02", "11", "0.000000", "false", "INSUFFICIENT_SPEEDTESTS;LOW_UPTIME"),
+    (
+        "d02",
+        "11",
+        "0.000000",
+        "false",
+        "INSUFFICIENT_SPEEDTESTS;LOW_UPTIME",
+    ),
     // 1137.81 / 989.4 = 1.1500001.. -> q6 1.150000, not above 1.15. Four speedtests:
     // medians (200+300)/2 = 250, (50+60)/2 = 55, (20+30)/2 = 25: silver.
     // 1.00 * 2 GPUs * 20 * 1.00 * 1 = 40.
@@ -31,15 +37,51 @@ const EXPECTED: [(&str, &str, &str, &str, &str); 14] = [
     // thresholds (25/10/120): 0.40 * 20 * 0.60 * 0.5 = 2.4.
     ("d05", "20", "2.400000", "true", ""),
     // 155.9998 / 312.0 = 0.49999935.. -> 0.499999 < 0.50; latency 120.000000001 misses bronze.
-    ("d06", "20", "0.000000", "false", "LOW_BANDWIDTH;SUSPECTED_VIRTUAL_GPU"),
+    (
+        "d06",
+        "20",
+        "0.000000",
+        "false",
+        "LOW_BANDWIDTH;SUSPECTED_VIRTUAL_GPU",
+    ),
     // hw01 is d01's, registered earlier.
-    ("d07", "20", "0.000000", "false", "DUPLICATE_HARDWARE;INSUFFICIENT_SPEEDTESTS"),
+    (
+        "d07",
+        "20",
+        "0.000000",
+        "false",
+        "DUPLICATE_HARDWARE;INSUFFICIENT_SPEEDTESTS",
+    ),
     // registered_at == end.
-    ("d08", "0", "0.000000", "false", "INSUFFICIENT_SPEEDTESTS;LOW_UPTIME;NO_BENCHMARK;REGISTERED_AFTER_EPOCH"),
-    ("d09", "20", "0.000000", "false", "INSUFFICIENT_SPEEDTESTS;UNKNOWN_GPU_MODEL"),
-    ("d10", "20", "0.000000", "false", "HARDWARE_MISMATCH;MODEL_MISMATCH"),
+    (
+        "d08",
+        "0",
+        "0.000000",
+        "false",
+        "INSUFFICIENT_SPEEDTESTS;LOW_UPTIME;NO_BENCHMARK;REGISTERED_AFTER_EPOCH",
+    ),
+    (
+        "d09",
+        "20",
+        "0.000000",
+        "false",
+        "INSUFFICIENT_SPEEDTESTS;UNKNOWN_GPU_MODEL",
+    ),
+    (
+        "d10",
+        "20",
+        "0.000000",
+        "false",
+        "HARDWARE_MISMATCH;MODEL_MISMATCH",
+    ),
     // Its only benchmark (and second speedtest) is at `end`: outside.
-    ("d11", "20", "0.000000", "false", "INSUFFICIENT_SPEEDTESTS;NO_BENCHMARK"),
+    (
+        "d11",
+        "20",
+        "0.000000",
+        "false",
+        "INSUFFICIENT_SPEEDTESTS;NO_BENCHMARK",
+    ),
     // Registered 05:00 (slot 60): heartbeats at 04:00 and 04:59:59 do not count.
     // Slots 60..=74, plus 06:15:00Z written as 08:15:00.5+02:00 (slot 75), plus Unix
     // seconds in slot 76; 06:14:59.999 floors into slot 74. 17 slots.
@@ -60,7 +102,12 @@ fn every_device_matches_the_hand_computation() {
     for (id, slots, points, eligible, reasons) in EXPECTED {
         let d = &devices[id];
         assert_eq!(
-            (d["online_slots"].as_str(), d["points"].as_str(), d["eligible"].as_str(), d["reasons"].as_str()),
+            (
+                d["online_slots"].as_str(),
+                d["points"].as_str(),
+                d["eligible"].as_str(),
+                d["reasons"].as_str()
+            ),
             (slots, points, eligible, reasons),
             "device {id}"
         );
@@ -83,7 +130,10 @@ fn the_split_is_exact() {
     // floor(100000 * P / T): a 9650.6.., b 38069.5.., c 2284.1.., f 48853.5.., g 1142.0..
     // Floors sum to 99998: the two largest remainders (a .65, f .55; b .53 misses) get one more.
     let accounts = keyed(&out.join("allocations.csv"));
-    let units: BTreeMap<&str, &str> = accounts.iter().map(|(k, v)| (k.as_str(), v["token_units"].as_str())).collect();
+    let units: BTreeMap<&str, &str> = accounts
+        .iter()
+        .map(|(k, v)| (k.as_str(), v["token_units"].as_str()))
+        .collect();
     assert_eq!(
         units,
         BTreeMap::from([
@@ -98,7 +148,8 @@ fn the_split_is_exact() {
     );
     assert_eq!(accounts["acct-a"]["tokens"], "96.51");
     assert_eq!(accounts["acct-f"]["points"], "51.330938");
-    let summary: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
     assert_eq!(summary["total_points_units"], "105070938");
     assert_eq!(summary["allocated_units"], "100000");
     assert_eq!(summary["tables"]["heartbeats"]["ignored"], 4);
@@ -110,7 +161,9 @@ fn evidence_names_the_first_holder_and_the_bounds() {
     let (_tmp, out) = run();
     let rows = csv_rows(&out.join("exclusions.csv"));
     let find = |d: &str, r: &str| {
-        rows.iter().find(|x| x["device_id"] == d && x["reason"] == r).unwrap_or_else(|| panic!("{d} {r}"))["evidence"]
+        rows.iter()
+            .find(|x| x["device_id"] == d && x["reason"] == r)
+            .unwrap_or_else(|| panic!("{d} {r}"))["evidence"]
             .clone()
     };
     assert!(find("d07", "DUPLICATE_HARDWARE").contains("held first by device d01"));
@@ -125,7 +178,10 @@ fn every_output_file_is_pinned() {
     let settings = insta_settings();
     settings.bind(|| {
         for (name, bytes) in files(&out) {
-            insta::assert_snapshot!(format!("boundaries__{name}"), String::from_utf8(bytes).unwrap());
+            insta::assert_snapshot!(
+                format!("boundaries__{name}"),
+                String::from_utf8(bytes).unwrap()
+            );
         }
     });
 }

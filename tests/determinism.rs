@@ -6,15 +6,19 @@ use std::path::Path;
 
 use crate::common::*;
 
-const EPOCHS: [&str; 1] = ["boundaries"];
+const EPOCHS: [&str; 2] = ["boundaries", "disputes"];
 
 /// Everything but what legitimately follows the input files as given: the
 /// manifest's input hashes, and the line numbers and raw text of rejected rows.
 fn comparable(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     let mut f = files(dir);
-    let manifest: serde_json::Value = serde_json::from_slice(&f.remove("manifest.json").unwrap()).unwrap();
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&f.remove("manifest.json").unwrap()).unwrap();
     let mut outputs = manifest["outputs"].clone();
-    outputs.as_array_mut().unwrap().retain(|o| o["file"] != "rejected_rows.csv");
+    outputs
+        .as_array_mut()
+        .unwrap()
+        .retain(|o| o["file"] != "rejected_rows.csv");
     f.insert("manifest outputs".into(), outputs.to_string().into_bytes());
     let rejected = csv_rows(&dir.join("rejected_rows.csv"));
     let mut reasons: Vec<String> = rejected.iter().map(|r| r["reason"].clone()).collect();
@@ -27,7 +31,13 @@ fn comparable(dir: &Path) -> BTreeMap<String, Vec<u8>> {
 fn one_thread_or_many_same_bytes() {
     for name in EPOCHS {
         let tmp = tempfile::tempdir().unwrap();
-        let a = run_ok(&epoch_dir(name), tmp.path(), "a", &[], &[("POLARS_MAX_THREADS", "1")]);
+        let a = run_ok(
+            &epoch_dir(name),
+            tmp.path(),
+            "a",
+            &[],
+            &[("POLARS_MAX_THREADS", "1")],
+        );
         let b = run_ok(&epoch_dir(name), tmp.path(), "b", &["--threads", "4"], &[]);
         assert_eq!(files(&a), files(&b), "{name}");
     }
@@ -60,7 +70,10 @@ fn parquet_same_bytes() {
         // The summary names each table's file: .csv against .parquet.
         let strip = |m: &mut BTreeMap<String, Vec<u8>>| {
             let s = String::from_utf8(m.remove("summary.json").unwrap()).unwrap();
-            m.insert("summary.json".into(), s.replace(".parquet", ".csv").into_bytes());
+            m.insert(
+                "summary.json".into(),
+                s.replace(".parquet", ".csv").into_bytes(),
+            );
             m.remove("manifest outputs");
         };
         strip(&mut a);

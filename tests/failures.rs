@@ -11,14 +11,25 @@ fn fails_with(edit: impl FnOnce(&std::path::Path), expected: &[&str], code: i32)
     copy_dir(&epoch_dir("boundaries"), &input);
     edit(&input);
     let out = tmp.path().join("out");
-    let o = tally(&["run", input.to_str().unwrap(), "--out", out.to_str().unwrap()], &[]);
+    let o = tally(
+        &[
+            "run",
+            input.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        &[],
+    );
     let err = stderr(&o);
     assert_eq!(o.status.code(), Some(code), "{err}");
     for e in expected {
         assert!(err.contains(e), "expected {e:?} in: {err}");
     }
     assert!(!out.exists(), "a failed run must not leave OUT_DIR");
-    let leftovers: Vec<_> = fs::read_dir(tmp.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let leftovers: Vec<_> = fs::read_dir(tmp.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     assert_eq!(leftovers.len(), 1, "stray files: {leftovers:?}");
 }
 
@@ -36,25 +47,62 @@ fn replace(path: &std::path::Path, from: &str, to: &str) {
 
 #[test]
 fn bad_registry_value_names_file_line_and_column() {
-    fails_with(|d| replace(&d.join("devices.csv"), "d05,acct-c,A100-80GB,1,", "d05,acct-c,A100-80GB,65,"), &["devices.csv:6:", "gpu_count", "1 to 64"], 1);
+    fails_with(
+        |d| {
+            replace(
+                &d.join("devices.csv"),
+                "d05,acct-c,A100-80GB,1,",
+                "d05,acct-c,A100-80GB,65,",
+            )
+        },
+        &["devices.csv:6:", "gpu_count", "1 to 64"],
+        1,
+    );
 }
 
 #[test]
 fn repeated_device_is_an_error() {
-    fails_with(|d| append(&d.join("devices.csv"), "d05,acct-x,T4,1,hwx,10.9.9.9,2024-02-01T00:00:00Z\n"), &["devices.csv", "\"d05\"", "more than once"], 1);
+    fails_with(
+        |d| {
+            append(
+                &d.join("devices.csv"),
+                "d05,acct-x,T4,1,hwx,10.9.9.9,2024-02-01T00:00:00Z\n",
+            )
+        },
+        &["devices.csv", "\"d05\"", "more than once"],
+        1,
+    );
 }
 
 #[test]
 fn too_many_rejected_rows_fail_the_run() {
     // speedtests has 23 rows: one rejected row is above 0.001 of them.
-    fails_with(|d| append(&d.join("speedtests.csv"), "d01,2024-03-01T05:00:00Z,1e3,1,1\n"), &["speedtests.csv", "1 of 24 rows rejected", "download_mbps"], 1);
+    fails_with(
+        |d| {
+            append(
+                &d.join("speedtests.csv"),
+                "d01,2024-03-01T05:00:00Z,1e3,1,1\n",
+            )
+        },
+        &["speedtests.csv", "1 of 24 rows rejected", "download_mbps"],
+        1,
+    );
 }
 
 #[test]
 fn strict_fails_on_any_rejected_row() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("out");
-    let o = tally(&["run", epoch_dir("boundaries").to_str().unwrap(), "--out", out.to_str().unwrap(), "--strict"], &[]);
+    let o = tally(
+        &[
+            "run",
+            epoch_dir("boundaries").to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--strict",
+        ],
+        &[],
+    );
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("heartbeats.csv:1540"), "{}", stderr(&o));
     assert!(!out.exists());
@@ -62,23 +110,43 @@ fn strict_fails_on_any_rejected_row() {
 
 #[test]
 fn missing_column_and_missing_table() {
-    fails_with(|d| replace(&d.join("heartbeats.csv"), "device_id,ts", "device_id,time"), &["heartbeats.csv:1", "missing column \"ts\""], 1);
-    fails_with(|d| fs::remove_file(d.join("rentals.csv")).unwrap(), &["rentals.csv", "missing"], 1);
+    fails_with(
+        |d| replace(&d.join("heartbeats.csv"), "device_id,ts", "device_id,time"),
+        &["heartbeats.csv:1", "missing column \"ts\""],
+        1,
+    );
+    fails_with(
+        |d| fs::remove_file(d.join("rentals.csv")).unwrap(),
+        &["rentals.csv", "missing"],
+        1,
+    );
 }
 
 #[test]
 fn both_csv_and_parquet_is_an_error() {
-    fails_with(|d| fs::write(d.join("rentals.parquet"), b"x").unwrap(), &["both rentals.csv and rentals.parquet"], 1);
+    fails_with(
+        |d| fs::write(d.join("rentals.parquet"), b"x").unwrap(),
+        &["both rentals.csv and rentals.parquet"],
+        1,
+    );
 }
 
 #[test]
 fn epoch_not_whole_slots() {
-    fails_with(|d| replace(&d.join("epoch.toml"), "T10:00:00Z", "T10:00:01Z"), &["epoch.toml", "whole number"], 1);
+    fails_with(
+        |d| replace(&d.join("epoch.toml"), "T10:00:00Z", "T10:00:01Z"),
+        &["epoch.toml", "whole number"],
+        1,
+    );
 }
 
 #[test]
 fn unknown_rules_version() {
-    fails_with(|d| replace(&d.join("epoch.toml"), "rules = \"v1\"", "rules = \"v9\""), &["v9.toml", "no such rules file"], 1);
+    fails_with(
+        |d| replace(&d.join("epoch.toml"), "rules = \"v1\"", "rules = \"v9\""),
+        &["v9.toml", "no such rules file"],
+        1,
+    );
 }
 
 #[test]
@@ -92,9 +160,15 @@ fn float_in_parquet_is_refused() {
                 "download_mbps" => [500.0f64], "upload_mbps" => ["250"], "latency_ms" => ["30"]
             )
             .unwrap();
-            ParquetWriter::new(fs::File::create(d.join("speedtests.parquet")).unwrap()).finish(&mut df).unwrap();
+            ParquetWriter::new(fs::File::create(d.join("speedtests.parquet")).unwrap())
+                .finish(&mut df)
+                .unwrap();
         },
-        &["speedtests.parquet", "download_mbps", "floating point is refused"],
+        &[
+            "speedtests.parquet",
+            "download_mbps",
+            "floating point is refused",
+        ],
         1,
     );
 }
@@ -106,10 +180,22 @@ fn existing_output_is_refused_without_force() {
     fs::create_dir(&out).unwrap();
     fs::write(out.join("keep"), b"x").unwrap();
     let e = epoch_dir("boundaries");
-    let o = tally(&["run", e.to_str().unwrap(), "--out", out.to_str().unwrap()], &[]);
+    let o = tally(
+        &["run", e.to_str().unwrap(), "--out", out.to_str().unwrap()],
+        &[],
+    );
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(out.join("keep").exists());
-    let o = tally(&["run", e.to_str().unwrap(), "--out", out.to_str().unwrap(), "--force"], &[]);
+    let o = tally(
+        &[
+            "run",
+            e.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--force",
+        ],
+        &[],
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(!out.join("keep").exists() && out.join("manifest.json").exists());
 }

@@ -3,4 +3,5 @@
 mod boundaries;
 mod common;
 mod determinism;
+mod disputes;
 mod failures;

@@ -9,7 +9,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "tally", version, about = "Deterministic settlement of GPU-network incentive epochs")]
+#[command(
+    name = "tally",
+    version,
+    about = "Deterministic settlement of GPU-network incentive epochs"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -57,7 +61,16 @@ fn fail(code: u8, message: impl std::fmt::Display) -> ExitCode {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Run { epoch_dir, out, rules, rules_dir, strict, force, emit_measurements, threads } => {
+        Command::Run {
+            epoch_dir,
+            out,
+            rules,
+            rules_dir,
+            strict,
+            force,
+            emit_measurements,
+            threads,
+        } => {
             if let Some(n) = threads {
                 // Read by polars once, at its first use, which comes after this.
                 std::env::set_var("POLARS_MAX_THREADS", n.max(1).to_string());
@@ -65,7 +78,11 @@ fn main() -> ExitCode {
             if let Err(e) = tally_report::check_target(&out, force) {
                 return fail(USAGE, e);
             }
-            let opts = tally_ingest::Options { rules_file: rules, rules_dir, strict };
+            let opts = tally_ingest::Options {
+                rules_file: rules,
+                rules_dir,
+                strict,
+            };
             let loaded = match tally_ingest::load(&epoch_dir, &opts) {
                 Ok(l) => l,
                 Err(e) => return fail(DATA, e),
@@ -87,7 +104,8 @@ fn main() -> ExitCode {
                 counts: &loaded.counts,
                 inputs: &loaded.inputs,
             };
-            let files = tally_report::render_all(&run, env!("CARGO_PKG_VERSION"), emit_measurements);
+            let files =
+                tally_report::render_all(&run, env!("CARGO_PKG_VERSION"), emit_measurements);
             match tally_report::write_atomically(&out, force, &files) {
                 Ok(()) => {
                     eprintln!(

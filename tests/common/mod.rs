@@ -40,9 +40,20 @@ pub fn stderr(o: &Output) -> String {
 
 /// Runs an epoch into a fresh directory under `tmp` and returns it; panics with
 /// stderr if the run fails.
-pub fn run_ok(epoch: &Path, tmp: &Path, name: &str, extra: &[&str], env: &[(&str, &str)]) -> PathBuf {
+pub fn run_ok(
+    epoch: &Path,
+    tmp: &Path,
+    name: &str,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> PathBuf {
     let out = tmp.join(name);
-    let mut args = vec!["run", epoch.to_str().unwrap(), "--out", out.to_str().unwrap()];
+    let mut args = vec![
+        "run",
+        epoch.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ];
     args.extend_from_slice(extra);
     let o = tally(&args, env);
     assert!(o.status.success(), "tally run failed: {}", stderr(&o));
@@ -55,7 +66,10 @@ pub fn files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
         .unwrap()
         .map(|e| {
             let e = e.unwrap();
-            (e.file_name().to_string_lossy().into_owned(), fs::read(e.path()).unwrap())
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                fs::read(e.path()).unwrap(),
+            )
         })
         .collect()
 }
@@ -65,7 +79,13 @@ pub fn csv_rows(path: &Path) -> Vec<BTreeMap<String, String>> {
     let mut r = csv::Reader::from_path(path).unwrap();
     let headers = r.headers().unwrap().clone();
     r.records()
-        .map(|rec| headers.iter().zip(rec.unwrap().iter()).map(|(h, v)| (h.to_string(), v.to_string())).collect())
+        .map(|rec| {
+            headers
+                .iter()
+                .zip(rec.unwrap().iter())
+                .map(|(h, v)| (h.to_string(), v.to_string()))
+                .collect()
+        })
         .collect()
 }
 
@@ -73,7 +93,10 @@ pub fn csv_rows(path: &Path) -> Vec<BTreeMap<String, String>> {
 pub fn keyed(path: &Path) -> BTreeMap<String, BTreeMap<String, String>> {
     let mut r = csv::Reader::from_path(path).unwrap();
     let first = r.headers().unwrap()[0].to_string();
-    csv_rows(path).into_iter().map(|row| (row[&first].clone(), row)).collect()
+    csv_rows(path)
+        .into_iter()
+        .map(|row| (row[&first].clone(), row))
+        .collect()
 }
 
 pub fn copy_dir(from: &Path, to: &Path) {
@@ -149,16 +172,39 @@ pub fn parquet_copy(from: &Path, to: &Path) {
                 let text: Vec<&str> = rows.iter().map(|r| &r[i]).collect();
                 let ts = |s: &str| tally_core::value::parse_timestamp(s).unwrap();
                 match (stem.as_str(), h.as_str()) {
-                    ("heartbeats", "ts") => Int64Chunked::from_vec(h.into(), text.iter().map(|s| ts(s) * 1000).collect())
-                        .into_datetime(TimeUnit::Milliseconds, None)
-                        .into_column(),
-                    ("rentals", "start" | "end") => Column::new(h.into(), text.iter().map(|s| ts(s)).collect::<Vec<i64>>()),
-                    ("speedtests", "download_mbps" | "upload_mbps" | "latency_ms") => {
-                        let v = text.iter().map(|s| tally_core::value::to_scaled(tally_core::value::parse_decimal(s).unwrap())).collect();
-                        Int128Chunked::from_vec(h.into(), v).into_decimal(21, 9).unwrap().into_column()
+                    ("heartbeats", "ts") => Int64Chunked::from_vec(
+                        h.into(),
+                        text.iter().map(|s| ts(s) * 1000).collect(),
+                    )
+                    .into_datetime(TimeUnit::Milliseconds, None)
+                    .into_column(),
+                    ("rentals", "start" | "end") => {
+                        Column::new(h.into(), text.iter().map(|s| ts(s)).collect::<Vec<i64>>())
                     }
-                    ("devices", "gpu_count") => Column::new(h.into(), text.iter().map(|s| s.parse::<i32>().unwrap()).collect::<Vec<i32>>()),
-                    _ => Column::new(h.into(), text.iter().map(|s| s.to_string()).collect::<Vec<String>>()),
+                    ("speedtests", "download_mbps" | "upload_mbps" | "latency_ms") => {
+                        let v = text
+                            .iter()
+                            .map(|s| {
+                                tally_core::value::to_scaled(
+                                    tally_core::value::parse_decimal(s).unwrap(),
+                                )
+                            })
+                            .collect();
+                        Int128Chunked::from_vec(h.into(), v)
+                            .into_decimal(21, 9)
+                            .unwrap()
+                            .into_column()
+                    }
+                    ("devices", "gpu_count") => Column::new(
+                        h.into(),
+                        text.iter()
+                            .map(|s| s.parse::<i32>().unwrap())
+                            .collect::<Vec<i32>>(),
+                    ),
+                    _ => Column::new(
+                        h.into(),
+                        text.iter().map(|s| s.to_string()).collect::<Vec<String>>(),
+                    ),
                 }
             })
             .collect();

@@ -55,7 +55,10 @@ impl Epoch {
             return Err(loc.err(raw.end.span(), "end: must be after start"));
         }
         if end - start > MAX_EPOCH_SECONDS {
-            return Err(loc.err(raw.end.span(), format!("end: an epoch lasts at most {MAX_EPOCH_SECONDS} seconds (366 days)")));
+            return Err(loc.err(
+                raw.end.span(),
+                format!("end: an epoch lasts at most {MAX_EPOCH_SECONDS} seconds (366 days)"),
+            ));
         }
         let decimals = loc.int(&raw.decimals, "decimals", 0..MAX_TOKEN_DECIMALS as i64 + 1)? as u32;
         let pool_units = pool_units(raw.pool.get_ref(), decimals).ok_or_else(|| {
@@ -70,9 +73,19 @@ impl Epoch {
         })?;
         let rules = raw.rules.get_ref().clone();
         if !is_version(&rules) {
-            return Err(loc.err(raw.rules.span(), "rules: expected a version name, 1 to 64 of [A-Za-z0-9._-]"));
+            return Err(loc.err(
+                raw.rules.span(),
+                "rules: expected a version name, 1 to 64 of [A-Za-z0-9._-]",
+            ));
         }
-        Ok(Epoch { id, start, end, pool_units, decimals, rules })
+        Ok(Epoch {
+            id,
+            start,
+            end,
+            pool_units,
+            decimals,
+            rules,
+        })
     }
 
     /// SPEC 1: `(end - start) / slot_seconds`, which must be whole.
@@ -97,7 +110,8 @@ impl Epoch {
 fn pool_units(s: &str, decimals: u32) -> Option<u128> {
     let (int, frac) = s.split_once('.').unwrap_or((s, ""));
     let digits_ok = |p: &str| p.bytes().all(|c| c.is_ascii_digit());
-    if int.is_empty() || !digits_ok(int) || !digits_ok(frac) || (s.contains('.') && frac.is_empty()) {
+    if int.is_empty() || !digits_ok(int) || !digits_ok(frac) || (s.contains('.') && frac.is_empty())
+    {
         return None;
     }
     if frac.len() > decimals as usize {
@@ -144,7 +158,10 @@ rules = "v1"
         assert_eq!(pool_units("1e6", 8), None);
         assert_eq!(pool_units("1.", 8), None);
         assert_eq!(pool_units(&"9".repeat(21), 18), None);
-        assert_eq!(pool_units(&"9".repeat(20), 18), Some(10u128.pow(38) - 10u128.pow(18)));
+        assert_eq!(
+            pool_units(&"9".repeat(20), 18),
+            Some(10u128.pow(38) - 10u128.pow(18))
+        );
     }
 
     #[test]
@@ -155,7 +172,9 @@ rules = "v1"
         assert!(e(&OK.replace("\"32000000\"", "\"1.000000001\"")).contains("pool"));
         assert!(e(&OK.replace("decimals = 8", "decimals = 19")).contains("decimals"));
         assert!(e(&OK.replace("T00:00:00Z\"\nend", "T00:00:00\"\nend")).contains("start"));
-        assert!(e(&OK.replace("rules = \"v1\"", "rules = \"v1\"\nextra = 1")).contains("unknown field"));
+        assert!(
+            e(&OK.replace("rules = \"v1\"", "rules = \"v1\"\nextra = 1")).contains("unknown field")
+        );
         assert!(e(&OK.replace("ignition-1", "bad id")).starts_with("epoch.toml:2:6: id"));
     }
 }

@@ -48,7 +48,9 @@ pub fn product_rounded(decimals: &[Decimal], ints: &[u64], divisor: u64, places:
         scale += s;
     }
     for &i in ints {
-        num = num.checked_mul(U256::from(i)).expect("bounded by limits.rs");
+        num = num
+            .checked_mul(U256::from(i))
+            .expect("bounded by limits.rs");
     }
     let den = pow10(scale) * U256::from(divisor);
     to_decimal(div_round_half_even(num, den), places)
@@ -98,7 +100,12 @@ pub fn units_text(units: u128, places: u32) -> String {
         return units.to_string();
     }
     let p = 10u128.pow(places);
-    format!("{}.{:0width$}", units / p, units % p, width = places as usize)
+    format!(
+        "{}.{:0width$}",
+        units / p,
+        units % p,
+        width = places as usize
+    )
 }
 
 #[cfg(test)]
@@ -124,10 +131,19 @@ mod tests {
     #[test]
     fn ratios_round_before_comparison() {
         // 1137.81 / 989.4 = 1.150000101... -> 1.150000
-        assert_eq!(ratio_rounded(d("1137.81"), d("989.4"), 6).to_string(), "1.150000");
+        assert_eq!(
+            ratio_rounded(d("1137.81"), d("989.4"), 6).to_string(),
+            "1.150000"
+        );
         // 0.0000005 rounds to even 0.000000; 0.0000015 to 0.000002
-        assert_eq!(ratio_rounded(d("1"), d("2000000"), 6).to_string(), "0.000000");
-        assert_eq!(ratio_rounded(d("3"), d("2000000"), 6).to_string(), "0.000002");
+        assert_eq!(
+            ratio_rounded(d("1"), d("2000000"), 6).to_string(),
+            "0.000000"
+        );
+        assert_eq!(
+            ratio_rounded(d("3"), d("2000000"), 6).to_string(),
+            "0.000002"
+        );
         assert_eq!(int_ratio_rounded(1, 3, 6).to_string(), "0.333333");
     }
 
@@ -135,7 +151,10 @@ mod tests {
     fn products() {
         let p = product_rounded(&[d("0.20"), d("1.10"), d("0.999999")], &[2, 17568], 1, 6);
         assert_eq!(p.to_string(), "7729.912270");
-        assert_eq!(product_rounded(&[d("2.5")], &[1], 3600, 6).to_string(), "0.000694");
+        assert_eq!(
+            product_rounded(&[d("2.5")], &[1], 3600, 6).to_string(),
+            "0.000694"
+        );
         assert!(int_less_than_product(1756, d("0.10"), 17568));
         assert!(!int_less_than_product(1757, d("0.10"), 17568));
         assert!(!int_less_than_product(10, d("0.10"), 100));

@@ -107,8 +107,14 @@ struct RawTier {
 pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let before = &text.as_bytes()[..offset.min(text.len())];
     let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
-    let line_start = before.iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1);
-    let column = String::from_utf8_lossy(&before[line_start..]).chars().count() + 1;
+    let line_start = before
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |p| p + 1);
+    let column = String::from_utf8_lossy(&before[line_start..])
+        .chars()
+        .count()
+        + 1;
     (line, column)
 }
 
@@ -121,7 +127,12 @@ pub(crate) struct Located<'a> {
 impl Located<'_> {
     pub fn err(&self, span: Range<usize>, message: impl Into<String>) -> ConfigError {
         let (line, column) = line_col(self.text, span.start);
-        ConfigError { file: self.file.to_string(), line, column, message: message.into() }
+        ConfigError {
+            file: self.file.to_string(),
+            line,
+            column,
+            message: message.into(),
+        }
     }
 
     pub fn parse<T: serde::de::DeserializeOwned>(&self) -> Result<T, ConfigError> {
@@ -158,13 +169,23 @@ impl Located<'_> {
         } else {
             Err(self.err(
                 v.span(),
-                format!("{key}: expected an integer from {} to {}; got {x}", range.start, range.end - 1),
+                format!(
+                    "{key}: expected an integer from {} to {}; got {x}",
+                    range.start,
+                    range.end - 1
+                ),
             ))
         }
     }
 }
 
-fn max_dec(d: Decimal, max: i64, loc: &Located, span: Range<usize>, key: &str) -> Result<Decimal, ConfigError> {
+fn max_dec(
+    d: Decimal,
+    max: i64,
+    loc: &Located,
+    span: Range<usize>,
+    key: &str,
+) -> Result<Decimal, ConfigError> {
     if d > Decimal::from(max) {
         return Err(loc.err(span, format!("{key}: at most {max}; got {d}")));
     }
@@ -181,7 +202,10 @@ impl Rules {
 
         let version = raw.version.get_ref().clone();
         if !is_version(&version) {
-            return Err(loc.err(raw.version.span(), "version: expected 1 to 64 of [A-Za-z0-9._-]"));
+            return Err(loc.err(
+                raw.version.span(),
+                "version: expected 1 to 64 of [A-Za-z0-9._-]",
+            ));
         }
         let mut features = Vec::new();
         for f in raw.features.get_ref() {
@@ -191,37 +215,63 @@ impl Rules {
                     format!(
                         "features: unknown feature {:?}; this engine knows: {}",
                         f.get_ref(),
-                        if KNOWN_FEATURES.is_empty() { "none".to_string() } else { KNOWN_FEATURES.join(", ") }
+                        if KNOWN_FEATURES.is_empty() {
+                            "none".to_string()
+                        } else {
+                            KNOWN_FEATURES.join(", ")
+                        }
                     ),
                 ));
             }
             if features.contains(f.get_ref()) {
-                return Err(loc.err(f.span(), format!("features: {:?} is listed twice", f.get_ref())));
+                return Err(loc.err(
+                    f.span(),
+                    format!("features: {:?} is listed twice", f.get_ref()),
+                ));
             }
             features.push(f.get_ref().clone());
         }
         features.sort();
 
-        let slot_seconds =
-            loc.int(&raw.slot_seconds, "slot_seconds", MIN_SLOT_SECONDS..MAX_SLOT_SECONDS + 1)?;
+        let slot_seconds = loc.int(
+            &raw.slot_seconds,
+            "slot_seconds",
+            MIN_SLOT_SECONDS..MAX_SLOT_SECONDS + 1,
+        )?;
         let min_uptime = loc.decimal(&raw.min_uptime, "min_uptime", 1, places)?;
         if min_uptime > Decimal::ONE {
-            return Err(loc.err(raw.min_uptime.span(), "min_uptime: a fraction of total_slots, at most 1"));
+            return Err(loc.err(
+                raw.min_uptime.span(),
+                "min_uptime: a fraction of total_slots, at most 1",
+            ));
         }
         let min_speedtests = loc.int(&raw.min_speedtests, "min_speedtests", 0..1_000_001)? as u64;
         let max_perf_ratio = loc.decimal(&raw.max_perf_ratio, "max_perf_ratio", int12, places)?;
         let min_perf_ratio = loc.decimal(&raw.min_perf_ratio, "min_perf_ratio", int12, places)?;
         if min_perf_ratio > max_perf_ratio {
-            return Err(loc.err(raw.min_perf_ratio.span(), "min_perf_ratio: must not exceed max_perf_ratio"));
+            return Err(loc.err(
+                raw.min_perf_ratio.span(),
+                "min_perf_ratio: must not exceed max_perf_ratio",
+            ));
         }
-        let max_devices_per_ip =
-            loc.int(&raw.max_devices_per_ip, "max_devices_per_ip", 1..MAX_DEVICES as i64 + 1)? as u64;
-        let max_rejected_ratio = loc.decimal(&raw.max_rejected_ratio, "max_rejected_ratio", 1, places)?;
+        let max_devices_per_ip = loc.int(
+            &raw.max_devices_per_ip,
+            "max_devices_per_ip",
+            1..MAX_DEVICES as i64 + 1,
+        )? as u64;
+        let max_rejected_ratio =
+            loc.decimal(&raw.max_rejected_ratio, "max_rejected_ratio", 1, places)?;
         if max_rejected_ratio > Decimal::ONE {
-            return Err(loc.err(raw.max_rejected_ratio.span(), "max_rejected_ratio: a fraction, at most 1"));
+            return Err(loc.err(
+                raw.max_rejected_ratio.span(),
+                "max_rejected_ratio: a fraction, at most 1",
+            ));
         }
-        let points_decimals =
-            loc.int(&raw.points_decimals, "points_decimals", 0..MAX_POINTS_DECIMALS as i64 + 1)? as u32;
+        let points_decimals = loc.int(
+            &raw.points_decimals,
+            "points_decimals",
+            0..MAX_POINTS_DECIMALS as i64 + 1,
+        )? as u32;
 
         let mut models = BTreeMap::new();
         if raw.models.get_ref().len() > MAX_MODELS {
@@ -231,44 +281,97 @@ impl Rules {
             let key = |k: &str| format!("models[{i}].{k}");
             let name = m.name.get_ref().clone();
             if !is_identifier(&name) {
-                return Err(loc.err(m.name.span(), format!("{}: expected an identifier (SPEC 2.1)", key("name"))));
+                return Err(loc.err(
+                    m.name.span(),
+                    format!("{}: expected an identifier (SPEC 2.1)", key("name")),
+                ));
             }
             let base = loc.decimal(&m.base, &key("base"), int12, places)?;
             let base = max_dec(base, MAX_RULE_POINTS, &loc, m.base.span(), &key("base"))?;
             let tflops = loc.decimal(&m.tflops, &key("tflops"), int12, places)?;
             if tflops.is_zero() {
-                return Err(loc.err(m.tflops.span(), format!("{}: must be above 0", key("tflops"))));
+                return Err(loc.err(
+                    m.tflops.span(),
+                    format!("{}: must be above 0", key("tflops")),
+                ));
             }
             let rental = loc.decimal(&m.rental, &key("rental"), int12, places)?;
-            let rental = max_dec(rental, MAX_RULE_POINTS, &loc, m.rental.span(), &key("rental"))?;
+            let rental = max_dec(
+                rental,
+                MAX_RULE_POINTS,
+                &loc,
+                m.rental.span(),
+                &key("rental"),
+            )?;
             if models.contains_key(&name) {
-                return Err(loc.err(m.name.span(), format!("{}: model {name:?} is listed twice", key("name"))));
+                return Err(loc.err(
+                    m.name.span(),
+                    format!("{}: model {name:?} is listed twice", key("name")),
+                ));
             }
-            models.insert(name.clone(), ModelRule { name, base, tflops, rental });
+            models.insert(
+                name.clone(),
+                ModelRule {
+                    name,
+                    base,
+                    tflops,
+                    rental,
+                },
+            );
         }
 
         let raw_tiers = raw.bandwidth_tiers.get_ref();
         if raw_tiers.len() > MAX_TIERS {
-            return Err(loc.err(raw.bandwidth_tiers.span(), format!("bandwidth_tiers: at most {MAX_TIERS}")));
+            return Err(loc.err(
+                raw.bandwidth_tiers.span(),
+                format!("bandwidth_tiers: at most {MAX_TIERS}"),
+            ));
         }
         let mut tiers: Vec<Tier> = Vec::new();
         for (i, t) in raw_tiers.iter().enumerate() {
             let key = |k: &str| format!("bandwidth_tiers[{i}].{k}");
             let name = t.name.get_ref().clone();
             if !is_identifier(&name) {
-                return Err(loc.err(t.name.span(), format!("{}: expected an identifier (SPEC 2.1)", key("name"))));
+                return Err(loc.err(
+                    t.name.span(),
+                    format!("{}: expected an identifier (SPEC 2.1)", key("name")),
+                ));
             }
             let multiplier = loc.decimal(&t.multiplier, &key("multiplier"), int12, places)?;
             let tier = Tier {
                 name,
-                min_download_mbps: loc.decimal(&t.min_download_mbps, &key("min_download_mbps"), int12, places)?,
-                min_upload_mbps: loc.decimal(&t.min_upload_mbps, &key("min_upload_mbps"), int12, places)?,
-                max_latency_ms: loc.decimal(&t.max_latency_ms, &key("max_latency_ms"), int12, places)?,
-                multiplier: max_dec(multiplier, MAX_MULTIPLIER, &loc, t.multiplier.span(), &key("multiplier"))?,
+                min_download_mbps: loc.decimal(
+                    &t.min_download_mbps,
+                    &key("min_download_mbps"),
+                    int12,
+                    places,
+                )?,
+                min_upload_mbps: loc.decimal(
+                    &t.min_upload_mbps,
+                    &key("min_upload_mbps"),
+                    int12,
+                    places,
+                )?,
+                max_latency_ms: loc.decimal(
+                    &t.max_latency_ms,
+                    &key("max_latency_ms"),
+                    int12,
+                    places,
+                )?,
+                multiplier: max_dec(
+                    multiplier,
+                    MAX_MULTIPLIER,
+                    &loc,
+                    t.multiplier.span(),
+                    &key("multiplier"),
+                )?,
             };
             if let Some(prev) = tiers.last() {
                 if tiers.iter().any(|p| p.name == tier.name) {
-                    return Err(loc.err(t.name.span(), format!("{}: tier {:?} is listed twice", key("name"), tier.name)));
+                    return Err(loc.err(
+                        t.name.span(),
+                        format!("{}: tier {:?} is listed twice", key("name"), tier.name),
+                    ));
                 }
                 if tier.multiplier >= prev.multiplier {
                     return Err(loc.err(
@@ -323,7 +426,9 @@ impl Rules {
 
 /// Version names and epoch ids: `[A-Za-z0-9._-]{1,64}`.
 pub fn is_version(s: &str) -> bool {
-    (1..=64).contains(&s.len()) && s.bytes().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-'))
+    (1..=64).contains(&s.len())
+        && s.bytes()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-'))
 }
 
 #[cfg(test)]
@@ -370,10 +475,20 @@ mod tests {
             .tiers
             .iter()
             .map(|t| {
-                format!("{} {} {} {} {}", t.name, t.min_download_mbps, t.min_upload_mbps, t.max_latency_ms, t.multiplier)
+                format!(
+                    "{} {} {} {} {}",
+                    t.name, t.min_download_mbps, t.min_upload_mbps, t.max_latency_ms, t.multiplier
+                )
             })
             .collect();
-        assert_eq!(tiers, ["gold 500 250 30 1.10", "silver 100 50 60 1.00", "bronze 25 10 120 0.60"]);
+        assert_eq!(
+            tiers,
+            [
+                "gold 500 250 30 1.10",
+                "silver 100 50 60 1.00",
+                "bronze 25 10 120 0.60"
+            ]
+        );
     }
 
     #[test]
@@ -382,7 +497,10 @@ mod tests {
         assert!(e.starts_with("r.toml:"), "{e}");
         assert!(e.contains("string"), "{e}");
         let e = err(&V1.replace("min_uptime = \"0.10\"", "min_uptime = \"-0.10\""));
-        assert!(e.contains("min_uptime: expected a non-negative decimal"), "{e}");
+        assert!(
+            e.contains("min_uptime: expected a non-negative decimal"),
+            "{e}"
+        );
         let e = err(&V1.replace("points_decimals = 6", "points_decimals = 6\nbonus = 1"));
         assert!(e.contains("unknown field `bonus`"), "{e}");
         let e = err(&V1.replace("points_decimals = 6", ""));

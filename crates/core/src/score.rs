@@ -13,7 +13,9 @@ use std::net::IpAddr;
 use rust_decimal::Decimal;
 
 use crate::epoch::Epoch;
-use crate::exact::{int_less_than_product, int_ratio_rounded, product_rounded, ratio_rounded, to_units};
+use crate::exact::{
+    int_less_than_product, int_ratio_rounded, product_rounded, ratio_rounded, to_units,
+};
 use crate::model::{Action, Device, Measurement, Override};
 use crate::rules::{ModelRule, Rules};
 use crate::split::{split, Share};
@@ -84,7 +86,11 @@ pub enum Note {
 }
 
 impl Note {
-    pub const ALL: [Note; 3] = [Note::InsufficientSpeedtests, Note::LowBandwidth, Note::SelfRental];
+    pub const ALL: [Note; 3] = [
+        Note::InsufficientSpeedtests,
+        Note::LowBandwidth,
+        Note::SelfRental,
+    ];
 
     pub fn code(self) -> &'static str {
         match self {
@@ -134,7 +140,11 @@ pub struct DeviceScore {
 impl DeviceScore {
     /// SPEC 5 `reasons`: exclusion codes, notes and decisions, sorted by bytes.
     pub fn reason_codes(&self) -> Vec<String> {
-        let mut codes: Vec<String> = self.exclusions.iter().map(|e| e.reason.code().to_string()).collect();
+        let mut codes: Vec<String> = self
+            .exclusions
+            .iter()
+            .map(|e| e.reason.code().to_string())
+            .collect();
         codes.extend(self.notes.iter().map(|n| n.code().to_string()));
         if let Some(o) = &self.decision {
             codes.push(decision_code(o));
@@ -203,38 +213,65 @@ pub fn settle(
         .map(|d| {
             let m = measurements.get(&d.device_id).unwrap_or(&empty);
             let from_registry = registry_reasons.remove(&d.device_id).unwrap_or_default();
-            score_device(epoch, rules, total_slots, d, m, from_registry, overrides.get(&d.device_id))
+            score_device(
+                epoch,
+                rules,
+                total_slots,
+                d,
+                m,
+                from_registry,
+                overrides.get(&d.device_id),
+            )
         })
         .collect();
 
     let mut by_account: BTreeMap<&str, (u64, u64, Decimal)> = BTreeMap::new();
     for s in &devices {
-        let e = by_account.entry(&s.device.account_id).or_insert((0, 0, Decimal::ZERO));
+        let e = by_account
+            .entry(&s.device.account_id)
+            .or_insert((0, 0, Decimal::ZERO));
         e.0 += 1;
         e.1 += u64::from(s.eligible);
         e.2 = e.2.checked_add(s.points).expect("bounded by limits.rs");
     }
-    let weights: Vec<(&str, u128)> =
-        by_account.iter().map(|(&a, &(_, _, p))| (a, to_units(p, rules.points_decimals))).collect();
+    let weights: Vec<(&str, u128)> = by_account
+        .iter()
+        .map(|(&a, &(_, _, p))| (a, to_units(p, rules.points_decimals)))
+        .collect();
     let shares = split(epoch.pool_units, &weights);
     let accounts: Vec<AccountScore> = by_account
         .iter()
         .zip(weights.iter().zip(shares))
-        .map(|((&a, &(n, eligible, points)), (&(_, weight), share))| AccountScore {
-            account_id: a.to_string(),
-            devices: n,
-            eligible_devices: eligible,
-            points,
-            weight,
-            share,
-        })
+        .map(
+            |((&a, &(n, eligible, points)), (&(_, weight), share))| AccountScore {
+                account_id: a.to_string(),
+                devices: n,
+                eligible_devices: eligible,
+                points,
+                weight,
+                share,
+            },
+        )
         .collect();
-    let total_points =
-        accounts.iter().try_fold(Decimal::ZERO, |acc, a| acc.checked_add(a.points)).expect("bounded by limits.rs");
+    let total_points = accounts
+        .iter()
+        .try_fold(Decimal::ZERO, |acc, a| acc.checked_add(a.points))
+        .expect("bounded by limits.rs");
     let total_weight = weights.iter().map(|w| w.1).sum();
     let allocated_units = accounts.iter().map(|a| a.share.units()).sum();
-    assert!(total_weight == 0 || allocated_units == epoch.pool_units, "the split must allocate the whole pool");
-    Settlement { total_slots, devices, accounts, total_points, total_weight, pool_units: epoch.pool_units, allocated_units }
+    assert!(
+        total_weight == 0 || allocated_units == epoch.pool_units,
+        "the split must allocate the whole pool"
+    );
+    Settlement {
+        total_slots,
+        devices,
+        accounts,
+        total_points,
+        total_weight,
+        pool_units: epoch.pool_units,
+        allocated_units,
+    }
 }
 
 /// `DUPLICATE_HARDWARE` and `IP_CAP`: judged on the registry alone, among devices
@@ -244,7 +281,10 @@ fn registry_exclusions(
     end: i64,
     max_per_ip: u64,
 ) -> BTreeMap<String, Vec<Exclusion>> {
-    let mut order: Vec<&Device> = registry.values().filter(|d| d.registered_at < end).collect();
+    let mut order: Vec<&Device> = registry
+        .values()
+        .filter(|d| d.registered_at < end)
+        .collect();
     order.sort_by(|a, b| (a.registered_at, &a.device_id).cmp(&(b.registered_at, &b.device_id)));
     let mut by_hardware: BTreeMap<&str, Vec<&Device>> = BTreeMap::new();
     let mut by_ip: BTreeMap<IpAddr, Vec<&Device>> = BTreeMap::new();
@@ -275,10 +315,16 @@ fn registry_exclusions(
         if let Some(sharing) = by_ip.get(&d.ip) {
             if sharing.len() > max && !sharing[..max].iter().any(|k| k.device_id == d.device_id) {
                 let rank = match sharing.iter().position(|k| k.device_id == d.device_id) {
-                    Some(p) => format!("this device is number {} in (registered_at, device_id) order", p + 1),
+                    Some(p) => format!(
+                        "this device is number {} in (registered_at, device_id) order",
+                        p + 1
+                    ),
                     None => "this device was registered after the epoch end".to_string(),
                 };
-                let keep: Vec<&str> = sharing[..max].iter().map(|k| k.device_id.as_str()).collect();
+                let keep: Vec<&str> = sharing[..max]
+                    .iter()
+                    .map(|k| k.device_id.as_str())
+                    .collect();
                 found.push(Exclusion {
                     reason: Reason::IpCap,
                     evidence: format!(
@@ -298,7 +344,12 @@ fn registry_exclusions(
 }
 
 fn list(values: &[String]) -> String {
-    let mut s = values.iter().take(EVIDENCE_LIST).cloned().collect::<Vec<_>>().join(", ");
+    let mut s = values
+        .iter()
+        .take(EVIDENCE_LIST)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
     if values.len() > EVIDENCE_LIST {
         s.push_str(&format!(" and {} more", values.len() - EVIDENCE_LIST));
     }
@@ -322,7 +373,8 @@ fn score_device(
     let model = rules.models.get(&d.gpu_model).cloned();
     let mut exclusions = Vec::new();
     let mut notes = Vec::new();
-    let mut exclude = |reason: Reason, evidence: String| exclusions.push(Exclusion { reason, evidence });
+    let mut exclude =
+        |reason: Reason, evidence: String| exclusions.push(Exclusion { reason, evidence });
 
     // REGISTERED_AFTER_EPOCH
     if d.registered_at >= epoch.end {
@@ -339,7 +391,10 @@ fn score_device(
     if model.is_none() {
         exclude(
             Reason::UnknownGpuModel,
-            format!("gpu_model {} is not in the model table of rules {}", d.gpu_model, rules.version),
+            format!(
+                "gpu_model {} is not in the model table of rules {}",
+                d.gpu_model, rules.version
+            ),
         );
     }
     // DUPLICATE_HARDWARE, IP_CAP
@@ -348,7 +403,10 @@ fn score_device(
     }
     // NO_BENCHMARK
     if m.benchmarks == 0 {
-        exclude(Reason::NoBenchmark, "no benchmark with a timestamp inside the epoch".to_string());
+        exclude(
+            Reason::NoBenchmark,
+            "no benchmark with a timestamp inside the epoch".to_string(),
+        );
     }
     // MODEL_MISMATCH
     if m.benchmarks_other_model > 0 {
@@ -391,11 +449,17 @@ fn score_device(
         );
         // IMPOSSIBLE_BENCHMARK
         if r > rules.max_perf_ratio {
-            exclude(Reason::ImpossibleBenchmark, format!("{how} is above max_perf_ratio {}", rules.max_perf_ratio));
+            exclude(
+                Reason::ImpossibleBenchmark,
+                format!("{how} is above max_perf_ratio {}", rules.max_perf_ratio),
+            );
         }
         // SUSPECTED_VIRTUAL_GPU
         if r < rules.min_perf_ratio {
-            exclude(Reason::SuspectedVirtualGpu, format!("{how} is below min_perf_ratio {}", rules.min_perf_ratio));
+            exclude(
+                Reason::SuspectedVirtualGpu,
+                format!("{how} is below min_perf_ratio {}", rules.min_perf_ratio),
+            );
         }
     }
     // LOW_UPTIME: online_slots < min_uptime * total_slots, exactly.
@@ -417,11 +481,14 @@ fn score_device(
         notes.push(Note::InsufficientSpeedtests);
         (None, Decimal::ZERO)
     } else {
-        let found = match (m.median_download_mbps, m.median_upload_mbps, m.median_latency_ms) {
-            (Some(down), Some(up), Some(lat)) => rules
-                .tiers
-                .iter()
-                .find(|t| down >= t.min_download_mbps && up >= t.min_upload_mbps && lat <= t.max_latency_ms),
+        let found = match (
+            m.median_download_mbps,
+            m.median_upload_mbps,
+            m.median_latency_ms,
+        ) {
+            (Some(down), Some(up), Some(lat)) => rules.tiers.iter().find(|t| {
+                down >= t.min_download_mbps && up >= t.min_upload_mbps && lat <= t.max_latency_ms
+            }),
             _ => None,
         };
         match found {
@@ -455,7 +522,12 @@ fn score_device(
                 1,
                 pd,
             ),
-            product_rounded(&[rental], &[m.rental_seconds, u64::from(d.gpu_count)], 3600, pd),
+            product_rounded(
+                &[rental],
+                &[m.rental_seconds, u64::from(d.gpu_count)],
+                3600,
+                pd,
+            ),
         )
     } else {
         (Decimal::new(0, pd), Decimal::new(0, pd))

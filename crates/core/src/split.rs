@@ -31,7 +31,14 @@ pub fn split(pool_units: u128, weights: &[(&str, u128)]) -> Vec<Share> {
         .try_fold(0u128, |acc, &(_, w)| acc.checked_add(w))
         .expect("bounded by limits.rs: total weight fits in u128");
     if total == 0 {
-        return vec![Share { floor_units: 0, remainder: 0, leftover_unit: false }; weights.len()];
+        return vec![
+            Share {
+                floor_units: 0,
+                remainder: 0,
+                leftover_unit: false
+            };
+            weights.len()
+        ];
     }
     let t = U256::from(total);
     let mut shares: Vec<Share> = weights
@@ -49,10 +56,16 @@ pub fn split(pool_units: u128, weights: &[(&str, u128)]) -> Vec<Share> {
     let leftover = pool_units - floor_sum;
     // sum(rem) = leftover * T and every rem < T, so fewer than `shares.len()` units are
     // left, and each goes to an account whose remainder is above 0.
-    assert!(leftover < weights.len() as u128, "largest remainder invariant");
+    assert!(
+        leftover < weights.len() as u128,
+        "largest remainder invariant"
+    );
     let mut order: Vec<usize> = (0..shares.len()).collect();
     order.sort_by(|&a, &b| {
-        shares[b].remainder.cmp(&shares[a].remainder).then_with(|| weights[a].0.cmp(weights[b].0))
+        shares[b]
+            .remainder
+            .cmp(&shares[a].remainder)
+            .then_with(|| weights[a].0.cmp(weights[b].0))
     });
     for &i in order.iter().take(leftover as usize) {
         debug_assert!(shares[i].remainder > 0);

@@ -299,10 +299,25 @@ mod tests {
         assert_eq!(d("0"), Some("0".into()));
         assert_eq!(d("500.000"), Some("500.000".into()));
         assert_eq!(d("000000000001.000000001"), Some("1.000000001".into()));
-        assert_eq!(d("999999999999.999999999"), Some("999999999999.999999999".into()));
+        assert_eq!(
+            d("999999999999.999999999"),
+            Some("999999999999.999999999".into())
+        );
         for bad in [
-            "", ".5", "5.", "-1", "+1", "1e3", "1,000", "NaN", "inf", " 1", "1 ",
-            "1234567890123", "1.1234567890", "0x10",
+            "",
+            ".5",
+            "5.",
+            "-1",
+            "+1",
+            "1e3",
+            "1,000",
+            "NaN",
+            "inf",
+            " 1",
+            "1 ",
+            "1234567890123",
+            "1.1234567890",
+            "0x10",
         ] {
             assert_eq!(d(bad), None, "{bad:?}");
         }
@@ -314,15 +329,32 @@ mod tests {
         assert_eq!(s(&[]), None);
         assert_eq!(s(&[3_000_000_000]), Some("3".into()));
         assert_eq!(s(&[1, 2]), Some("0.0000000015".into()));
-        assert_eq!(s(&[9, 1_000_000_000, 2_000_000_000, 4_000_000_000]), Some("1.5".into()));
+        assert_eq!(
+            s(&[9, 1_000_000_000, 2_000_000_000, 4_000_000_000]),
+            Some("1.5".into())
+        );
     }
 
     #[test]
     fn identifiers_and_counts_and_ips() {
-        assert!(is_identifier("9xQeWvG816bUx9EPjHmaT23yvVM2ZWbrrpZb9PusVFin"));
+        assert!(is_identifier(
+            "9xQeWvG816bUx9EPjHmaT23yvVM2ZWbrrpZb9PusVFin"
+        ));
         assert!(is_identifier("a.b_c:d-e"));
         assert!(is_identifier(&"a".repeat(128)));
-        for bad in ["", "-a", ".a", "a b", "a=b", "a+b", "a@b", "a\tb", "a\"b", "é", &"a".repeat(129)] {
+        for bad in [
+            "",
+            "-a",
+            ".a",
+            "a b",
+            "a=b",
+            "a+b",
+            "a@b",
+            "a\tb",
+            "a\"b",
+            "é",
+            &"a".repeat(129),
+        ] {
             assert!(!is_identifier(bad), "{bad:?}");
         }
         assert_eq!(parse_gpu_count("64"), Ok(64));

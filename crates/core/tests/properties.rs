@@ -11,7 +11,14 @@ const V1: &str = include_str!("../../../rules/v1.toml");
 const MODELS: [&str; 4] = ["H100-80GB", "RTX-4090", "T4", "RTX-9999"];
 
 fn epoch(pool_units: u128) -> Epoch {
-    Epoch { id: "p".into(), start: 0, end: 86_400, pool_units, decimals: 6, rules: "v1".into() }
+    Epoch {
+        id: "p".into(),
+        start: 0,
+        end: 86_400,
+        pool_units,
+        decimals: 6,
+        rules: "v1".into(),
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -31,34 +38,55 @@ fn dec(n: u64, places: u32) -> Decimal {
 
 fn device() -> impl Strategy<Value = Dev> {
     (
-        (0u8..6, 0usize..4, 1u32..=8, 0u8..40, 0u8..4, prop_oneof![Just(-100i64), 0i64..90_000]),
-        (0u64..=288, 0u64..5, 0u64..2_000_000u64, 0u64..3, 500_000u64..1_300_000, 0u64..86_400, 0u64..7200),
+        (
+            0u8..6,
+            0usize..4,
+            1u32..=8,
+            0u8..40,
+            0u8..4,
+            prop_oneof![Just(-100i64), 0i64..90_000],
+        ),
+        (
+            0u64..=288,
+            0u64..5,
+            0u64..2_000_000u64,
+            0u64..3,
+            500_000u64..1_300_000,
+            0u64..86_400,
+            0u64..7200,
+        ),
     )
-        .prop_map(|((account, model, gpus, hw, ip, registered), (slots, tests, mbps, bms, ratio_e6, rent, own))| {
-            let tflops_ref = [dec(9894, 1), dec(1652, 1), dec(650, 1), dec(100, 0)][model];
-            Dev {
-                account,
-                model,
-                gpus,
-                hw,
-                ip,
-                registered,
-                m: Measurement {
-                    heartbeats: slots,
-                    online_slots: slots,
-                    longest_streak_slots: slots.min(1),
-                    speedtests: tests,
-                    median_download_mbps: (tests > 0).then(|| dec(mbps, 3)),
-                    median_upload_mbps: (tests > 0).then(|| dec(mbps / 2, 3)),
-                    median_latency_ms: (tests > 0).then(|| dec(20 + mbps % 100, 0)),
-                    benchmarks: bms,
-                    median_tflops: (bms > 0).then(|| (tflops_ref * dec(ratio_e6, 6)).normalize()),
-                    rental_seconds: rent,
-                    self_rental_seconds: own,
-                    ..Measurement::default()
-                },
-            }
-        })
+        .prop_map(
+            |(
+                (account, model, gpus, hw, ip, registered),
+                (slots, tests, mbps, bms, ratio_e6, rent, own),
+            )| {
+                let tflops_ref = [dec(9894, 1), dec(1652, 1), dec(650, 1), dec(100, 0)][model];
+                Dev {
+                    account,
+                    model,
+                    gpus,
+                    hw,
+                    ip,
+                    registered,
+                    m: Measurement {
+                        heartbeats: slots,
+                        online_slots: slots,
+                        longest_streak_slots: slots.min(1),
+                        speedtests: tests,
+                        median_download_mbps: (tests > 0).then(|| dec(mbps, 3)),
+                        median_upload_mbps: (tests > 0).then(|| dec(mbps / 2, 3)),
+                        median_latency_ms: (tests > 0).then(|| dec(20 + mbps % 100, 0)),
+                        benchmarks: bms,
+                        median_tflops: (bms > 0)
+                            .then(|| (tflops_ref * dec(ratio_e6, 6)).normalize()),
+                        rental_seconds: rent,
+                        self_rental_seconds: own,
+                        ..Measurement::default()
+                    },
+                }
+            },
+        )
 }
 
 fn tables(devs: &[Dev]) -> (BTreeMap<String, Device>, BTreeMap<String, Measurement>) {
@@ -85,7 +113,11 @@ fn tables(devs: &[Dev]) -> (BTreeMap<String, Device>, BTreeMap<String, Measureme
 
 fn rules() -> Rules {
     // Two devices per IP, so that IP_CAP fires in small generated registries.
-    Rules::parse("v1.toml", &V1.replace("max_devices_per_ip = 8", "max_devices_per_ip = 2")).unwrap()
+    Rules::parse(
+        "v1.toml",
+        &V1.replace("max_devices_per_ip = 8", "max_devices_per_ip = 2"),
+    )
+    .unwrap()
 }
 
 proptest! {

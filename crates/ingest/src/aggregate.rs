@@ -89,7 +89,11 @@ fn column_u64(df: &DataFrame, name: &str) -> PResult<Vec<u64>> {
     Ok(c.u64()?.no_null_iter().collect())
 }
 
-fn column_list<T>(df: &DataFrame, name: &str, mut each: impl FnMut(&Series) -> PResult<T>) -> PResult<Vec<T>> {
+fn column_list<T>(
+    df: &DataFrame,
+    name: &str,
+    mut each: impl FnMut(&Series) -> PResult<T>,
+) -> PResult<Vec<T>> {
     let list = df.column(name)?.as_materialized_series().list()?;
     list.series_iter()
         .map(|s| each(&s.unwrap_or_else(|| Series::new_empty("".into(), &DataType::Null))))
@@ -101,7 +105,10 @@ fn i128_values(s: &Series) -> PResult<Vec<i128>> {
 }
 
 fn string_values(s: &Series) -> PResult<Vec<String>> {
-    Ok(s.str()?.iter().map(|v| v.unwrap_or_default().to_string()).collect())
+    Ok(s.str()?
+        .iter()
+        .map(|v| v.unwrap_or_default().to_string())
+        .collect())
 }
 
 /// Runs the aggregation. `registry` is sorted by `device_id` and event `dev` values
@@ -118,10 +125,22 @@ pub fn aggregate(
     let mut ignored = Ignored::default();
     let reg = DataFrame::new_infer_height(vec![
         u32s("dev", (0..registry.len() as u32).collect()),
-        i64s("registered_at", registry.iter().map(|d| d.registered_at).collect()),
-        strs("reg_model", registry.iter().map(|d| d.gpu_model.clone()).collect()),
-        strs("reg_hardware", registry.iter().map(|d| d.hardware_id.clone()).collect()),
-        strs("reg_account", registry.iter().map(|d| d.account_id.clone()).collect()),
+        i64s(
+            "registered_at",
+            registry.iter().map(|d| d.registered_at).collect(),
+        ),
+        strs(
+            "reg_model",
+            registry.iter().map(|d| d.gpu_model.clone()).collect(),
+        ),
+        strs(
+            "reg_hardware",
+            registry.iter().map(|d| d.hardware_id.clone()).collect(),
+        ),
+        strs(
+            "reg_account",
+            registry.iter().map(|d| d.account_id.clone()).collect(),
+        ),
     ])?
     .lazy();
     let by_dev = || JoinArgs::new(JoinType::Inner);
@@ -132,16 +151,37 @@ pub fn aggregate(
     let rows = hb.dev.len() as u64;
     let df = DataFrame::new_infer_height(vec![u32s("dev", hb.dev), i64s("ts", hb.ts)])?
         .lazy()
-        .join(reg.clone().select([col("dev"), col("registered_at")]), [col("dev")], [col("dev")], by_dev())
+        .join(
+            reg.clone().select([col("dev"), col("registered_at")]),
+            [col("dev")],
+            [col("dev")],
+            by_dev(),
+        )
         .filter(in_window("ts", w).and(col("ts").gt_eq(col("registered_at"))))
-        .select([col("dev"), (col("ts") - lit(w.start)).floor_div(lit(w.slot_seconds)).alias("slot")])
+        .select([
+            col("dev"),
+            (col("ts") - lit(w.start))
+                .floor_div(lit(w.slot_seconds))
+                .alias("slot"),
+        ])
         .group_by([col("dev")])
-        .agg([len().alias("heartbeats"), col("slot").unique().sort(SortOptions::default()).alias("slots")])
+        .agg([
+            len().alias("heartbeats"),
+            col("slot")
+                .unique()
+                .sort(SortOptions::default())
+                .alias("slots"),
+        ])
         .sort(["dev"], sort_dev())
         .collect()?;
     let devs = column_u64(&df, "dev")?;
     let counts = column_u64(&df, "heartbeats")?;
-    let slots = column_list(&df, "slots", |s| Ok(s.cast(&DataType::Int64)?.i64()?.no_null_iter().collect::<Vec<i64>>()))?;
+    let slots = column_list(&df, "slots", |s| {
+        Ok(s.cast(&DataType::Int64)?
+            .i64()?
+            .no_null_iter()
+            .collect::<Vec<i64>>())
+    })?;
     ignored.heartbeats = rows - counts.iter().sum::<u64>();
     for ((d, n), slots) in devs.into_iter().zip(counts).zip(slots) {
         let m = &mut out[d as usize];
@@ -186,9 +226,7 @@ pub fn aggregate(
 
     // SPEC 3.2.3: benchmark median, and benchmarks that report another model or card.
     let rows = bm.dev.len() as u64;
-    let other_model = col("gpu_model").neq(col("reg_model"));
-    let other_hardware = col("hardware_id").neq(col("reg_hardware"));
-    let df = DataFrame::new_infer_height(vec![
+    let benchmarks = DataFrame::new_infer_height(vec![
         u32s("dev", bm.dev),
         i64s("ts", bm.ts),
         strs("gpu_model", bm.gpu_model),
@@ -198,38 +236,55 @@ pub fn aggregate(
     .lazy()
     .filter(in_window("ts", w))
     .join(
-        reg.clone().select([col("dev"), col("reg_model"), col("reg_hardware")]),
+        reg.clone()
+            .select([col("dev"), col("reg_model"), col("reg_hardware")]),
         [col("dev")],
         [col("dev")],
         by_dev(),
-    )
-    .group_by([col("dev")])
-    .agg([
-        len().alias("n"),
-        col("tflops").sort(SortOptions::default()),
-        other_model.clone().cast(DataType::UInt64).sum().alias("n_other_model"),
-        other_hardware.clone().cast(DataType::UInt64).sum().alias("n_other_hardware"),
-        col("gpu_model").filter(other_model).unique().sort(SortOptions::default()).alias("other_models"),
-        col("hardware_id").filter(other_hardware).unique().sort(SortOptions::default()).alias("other_hardware"),
-    ])
-    .sort(["dev"], sort_dev())
-    .collect()?;
+    );
+    let df = benchmarks
+        .clone()
+        .group_by([col("dev")])
+        .agg([len().alias("n"), col("tflops").sort(SortOptions::default())])
+        .sort(["dev"], sort_dev())
+        .collect()?;
     let devs = column_u64(&df, "dev")?;
     let counts = column_u64(&df, "n")?;
     let tflops = column_list(&df, "tflops", i128_values)?;
-    let n_other_model = column_u64(&df, "n_other_model")?;
-    let n_other_hardware = column_u64(&df, "n_other_hardware")?;
-    let other_models = column_list(&df, "other_models", string_values)?;
-    let other_hardware = column_list(&df, "other_hardware", string_values)?;
     ignored.benchmarks = rows - counts.iter().sum::<u64>();
     for (i, d) in devs.into_iter().enumerate() {
         let m = &mut out[d as usize];
         m.benchmarks = counts[i];
         m.median_tflops = median_of_sorted(&tflops[i]);
-        m.benchmarks_other_model = n_other_model[i];
-        m.other_models = other_models[i].clone();
-        m.benchmarks_other_hardware = n_other_hardware[i];
-        m.other_hardware_ids = other_hardware[i].clone();
+    }
+    // Only the benchmarks that disagree with the registry: how many, and what they say.
+    for (field, registered) in [("gpu_model", "reg_model"), ("hardware_id", "reg_hardware")] {
+        let df = benchmarks
+            .clone()
+            .filter(col(field).neq(col(registered)))
+            .group_by([col("dev")])
+            .agg([
+                len().alias("n"),
+                col(field)
+                    .unique()
+                    .sort(SortOptions::default())
+                    .alias("values"),
+            ])
+            .sort(["dev"], sort_dev())
+            .collect()?;
+        let devs = column_u64(&df, "dev")?;
+        let counts = column_u64(&df, "n")?;
+        let values = column_list(&df, "values", string_values)?;
+        for ((d, n), v) in devs.into_iter().zip(counts).zip(values) {
+            let m = &mut out[d as usize];
+            if field == "gpu_model" {
+                m.benchmarks_other_model = n;
+                m.other_models = v;
+            } else {
+                m.benchmarks_other_hardware = n;
+                m.other_hardware_ids = v;
+            }
+        }
     }
 
     // SPEC 3.2.4: rentals clipped to the epoch, split by who rents, sorted by start;
@@ -243,18 +298,31 @@ pub fn aggregate(
     ])?
     .lazy()
     .filter(col("end").gt(lit(w.start)).and(col("start").lt(lit(w.end))))
-    .join(reg.select([col("dev"), col("reg_account")]), [col("dev")], [col("dev")], by_dev())
+    .join(
+        reg.select([col("dev"), col("reg_account")]),
+        [col("dev")],
+        [col("dev")],
+        by_dev(),
+    )
     .select([
         col("dev"),
         col("renter").eq(col("reg_account")).alias("own"),
         col("start").clip(lit(w.start), lit(w.end)),
         col("end").clip(lit(w.start), lit(w.end)),
     ])
-    .sort(["dev", "own", "start"], SortMultipleOptions::default().with_maintain_order(true))
+    .sort(
+        ["dev", "own", "start"],
+        SortMultipleOptions::default().with_maintain_order(true),
+    )
     .collect()?;
     ignored.rentals = rows - df.height() as u64;
     let devs = column_u64(&df, "dev")?;
-    let own: Vec<bool> = df.column("own")?.bool()?.iter().map(|v| v.unwrap_or(false)).collect();
+    let own: Vec<bool> = df
+        .column("own")?
+        .bool()?
+        .iter()
+        .map(|v| v.unwrap_or(false))
+        .collect();
     let starts: Vec<i64> = df.column("start")?.i64()?.no_null_iter().collect();
     let ends: Vec<i64> = df.column("end")?.i64()?.no_null_iter().collect();
     let mut i = 0;
@@ -300,7 +368,11 @@ pub fn union_seconds(starts: &[i64], ends: &[i64]) -> u64 {
 pub fn longest_run(sorted: &[i64]) -> u64 {
     let (mut best, mut run) = (0u64, 0u64);
     for (i, &s) in sorted.iter().enumerate() {
-        run = if i > 0 && sorted[i - 1] + 1 == s { run + 1 } else { 1 };
+        run = if i > 0 && sorted[i - 1] + 1 == s {
+            run + 1
+        } else {
+            1
+        };
         best = best.max(run);
     }
     best

@@ -2,7 +2,8 @@
 //! column kind. CSV gives text cells; Parquet gives text or natively typed cells.
 
 use tally_core::value::{
-    self, excerpt, format_ts, parse_decimal, parse_gpu_count, parse_timestamp, to_scaled, ValueError, DEC_SCALE,
+    self, excerpt, format_ts, parse_decimal, parse_gpu_count, parse_timestamp, to_scaled,
+    ValueError, DEC_SCALE,
 };
 
 /// Largest Unix-seconds value: 11 digits (SPEC 2.1).
@@ -56,7 +57,10 @@ impl<'a> Row<'_, 'a> {
             Cell::NotUtf8 => "bytes that are not UTF-8".to_string(),
             c => format!("{:?}", excerpt(&c.render(), 64)),
         };
-        RowError { column, message: format!("{e}; got {got}") }
+        RowError {
+            column,
+            message: format!("{e}; got {got}"),
+        }
     }
 
     fn text(&self, column: usize, e: ValueError) -> Result<&'a str, RowError> {
@@ -87,19 +91,27 @@ impl<'a> Row<'_, 'a> {
     pub fn decimal(&self, column: usize) -> Result<i128, RowError> {
         let e = ValueError::Decimal;
         let scaled = match self.cells[column] {
-            Cell::Text(s) => return parse_decimal(s).map(to_scaled).map_err(|e| self.bad(column, e)),
+            Cell::Text(s) => {
+                return parse_decimal(s)
+                    .map(to_scaled)
+                    .map_err(|e| self.bad(column, e))
+            }
             Cell::Int(i) => i.checked_mul(10i128.pow(DEC_SCALE)),
             Cell::Dec(m, s) if s <= DEC_SCALE => m.checked_mul(10i128.pow(DEC_SCALE - s)),
             Cell::Null => return Err(self.bad(column, ValueError::Null)),
             _ => None,
         };
-        scaled.filter(|&n| value::scaled_in_domain(n)).ok_or_else(|| self.bad(column, e))
+        scaled
+            .filter(|&n| value::scaled_in_domain(n))
+            .ok_or_else(|| self.bad(column, e))
     }
 
     pub fn gpu_count(&self, column: usize) -> Result<u32, RowError> {
         match self.cells[column] {
             Cell::Text(s) => parse_gpu_count(s).map_err(|e| self.bad(column, e)),
-            Cell::Int(i) if (1..=i128::from(tally_core::limits::MAX_GPU_COUNT)).contains(&i) => Ok(i as u32),
+            Cell::Int(i) if (1..=i128::from(tally_core::limits::MAX_GPU_COUNT)).contains(&i) => {
+                Ok(i as u32)
+            }
             Cell::Null => Err(self.bad(column, ValueError::Null)),
             _ => Err(self.bad(column, ValueError::GpuCount)),
         }

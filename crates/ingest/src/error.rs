@@ -17,7 +17,11 @@ pub enum IngestError {
     #[error("{file}: {message}")]
     File { file: String, message: String },
     #[error("{file}:{line}: {message}")]
-    Line { file: String, line: u64, message: String },
+    Line {
+        file: String,
+        line: u64,
+        message: String,
+    },
     #[error(
         "{file}: {rejected} of {rows} rows rejected, more than max_rejected_ratio {ratio} of rules {rules} allows; \
          first: line {first_line}: {first_reason}"
@@ -32,17 +36,27 @@ pub enum IngestError {
         first_reason: String,
     },
     #[error("--strict: {file}:{line}: rejected row: {reason}")]
-    Strict { file: String, line: u64, reason: String },
+    Strict {
+        file: String,
+        line: u64,
+        reason: String,
+    },
     #[error("rules file {path}: {message}")]
     Rules { path: PathBuf, message: String },
 }
 
 impl IngestError {
     pub(crate) fn io(file: &str, source: std::io::Error) -> Self {
-        IngestError::Io { file: file.to_string(), source }
+        IngestError::Io {
+            file: file.to_string(),
+            source,
+        }
     }
 
     pub(crate) fn file(file: &str, message: impl Into<String>) -> Self {
-        IngestError::File { file: file.to_string(), message: message.into() }
+        IngestError::File {
+            file: file.to_string(),
+            message: message.into(),
+        }
     }
 }

@@ -23,7 +23,14 @@ pub use table::{hex, sha256_file, Format};
 pub use tally_core::run::{InputFile, RejectedRow, TableCounts};
 
 /// The tables of an epoch directory, in the order they are read and reported.
-pub const TABLES: [&str; 6] = ["devices", "heartbeats", "speedtests", "benchmarks", "rentals", "overrides"];
+pub const TABLES: [&str; 6] = [
+    "devices",
+    "heartbeats",
+    "speedtests",
+    "benchmarks",
+    "rentals",
+    "overrides",
+];
 
 #[derive(Debug, Clone, Default)]
 pub struct Options {
@@ -34,7 +41,6 @@ pub struct Options {
     /// Fail on any rejected row.
     pub strict: bool,
 }
-
 
 /// Everything read from an epoch directory, validated and aggregated.
 #[derive(Debug, Clone)]
@@ -70,7 +76,9 @@ pub fn load_rules(epoch_rules: &str, opts: &Options) -> Result<(Rules, InputFile
         Some(p) => (p.clone(), false),
         None => (opts.rules_dir.join(format!("{epoch_rules}.toml")), true),
     };
-    let name = path.file_name().map_or_else(|| "rules".to_string(), |n| n.to_string_lossy().into_owned());
+    let name = path
+        .file_name()
+        .map_or_else(|| "rules".to_string(), |n| n.to_string_lossy().into_owned());
     if !path.is_file() {
         return Err(IngestError::Rules {
             path,
@@ -82,15 +90,28 @@ pub fn load_rules(epoch_rules: &str, opts: &Options) -> Result<(Rules, InputFile
     if named && rules.version != epoch_rules {
         return Err(IngestError::Rules {
             path,
-            message: format!("declares version {:?}, but the epoch names {epoch_rules:?}", rules.version),
+            message: format!(
+                "declares version {:?}, but the epoch names {epoch_rules:?}",
+                rules.version
+            ),
         });
     }
-    Ok((rules, InputFile { file: name, sha256, rows: None }))
+    Ok((
+        rules,
+        InputFile {
+            file: name,
+            sha256,
+            rows: None,
+        },
+    ))
 }
 
 fn required(dir: &Path, stem: &str) -> Result<table::Source, IngestError> {
     table::find(dir, stem)?.ok_or_else(|| {
-        IngestError::file(&format!("{stem}.csv"), format!("missing: the epoch needs {stem}.csv or {stem}.parquet"))
+        IngestError::file(
+            &format!("{stem}.csv"),
+            format!("missing: the epoch needs {stem}.csv or {stem}.parquet"),
+        )
     })
 }
 
@@ -99,8 +120,14 @@ pub fn load(dir: &Path, opts: &Options) -> Result<LoadedEpoch, IngestError> {
     let (epoch_text, epoch_sha) = read_text(&dir.join("epoch.toml"), "epoch.toml")?;
     let epoch = Epoch::parse("epoch.toml", &epoch_text)?;
     let (rules, rules_file) = load_rules(&epoch.rules, opts)?;
-    let total_slots = epoch.total_slots(&rules).map_err(|m| IngestError::file("epoch.toml", m))?;
-    let mut inputs = vec![InputFile { file: "epoch.toml".into(), sha256: epoch_sha, rows: None }];
+    let total_slots = epoch
+        .total_slots(&rules)
+        .map_err(|m| IngestError::file("epoch.toml", m))?;
+    let mut inputs = vec![InputFile {
+        file: "epoch.toml".into(),
+        sha256: epoch_sha,
+        rows: None,
+    }];
     let mut rejected = Vec::new();
     let mut counts = Vec::new();
 
@@ -110,8 +137,15 @@ pub fn load(dir: &Path, opts: &Options) -> Result<LoadedEpoch, IngestError> {
     let mut first_line: HashMap<String, u64> = HashMap::new();
     let mut duplicate: Option<(String, u64)> = None;
     let mut n = 0u64;
-    const DEVICE_COLUMNS: [&str; 7] =
-        ["device_id", "account_id", "gpu_model", "gpu_count", "hardware_id", "ip", "registered_at"];
+    const DEVICE_COLUMNS: [&str; 7] = [
+        "device_id",
+        "account_id",
+        "gpu_model",
+        "gpu_count",
+        "hardware_id",
+        "ip",
+        "registered_at",
+    ];
     let stats = table::read(&src, &DEVICE_COLUMNS, |row| {
         n += 1;
         let d = Device {
@@ -135,29 +169,54 @@ pub fn load(dir: &Path, opts: &Options) -> Result<LoadedEpoch, IngestError> {
         return Err(IngestError::Line {
             file: r.file.clone(),
             line: r.line,
-            message: format!("{} (the registry must be valid: nothing can be decided otherwise)", r.reason),
+            message: format!(
+                "{} (the registry must be valid: nothing can be decided otherwise)",
+                r.reason
+            ),
         });
     }
     if let Some((id, _)) = duplicate {
         return Err(IngestError::file(
             &src.file,
-            format!("device_id {id:?} is registered more than once (first as data row {})", first_line[&id]),
+            format!(
+                "device_id {id:?} is registered more than once (first as data row {})",
+                first_line[&id]
+            ),
         ));
     }
     if registry.len() > MAX_DEVICES {
-        return Err(IngestError::file(&src.file, format!("more than {MAX_DEVICES} devices")));
+        return Err(IngestError::file(
+            &src.file,
+            format!("more than {MAX_DEVICES} devices"),
+        ));
     }
-    inputs.push(InputFile { file: src.file.clone(), sha256: stats.sha256, rows: Some(stats.rows) });
-    counts.push(TableCounts { table: "devices", file: Some(src.file.clone()), read: stats.rows, rejected: 0, ignored: 0 });
+    inputs.push(InputFile {
+        file: src.file.clone(),
+        sha256: stats.sha256,
+        rows: Some(stats.rows),
+    });
+    counts.push(TableCounts {
+        table: "devices",
+        file: Some(src.file.clone()),
+        read: stats.rows,
+        rejected: 0,
+        ignored: 0,
+    });
 
     let devices: Vec<Device> = registry.values().cloned().collect();
-    let index: HashMap<&str, u32> =
-        devices.iter().enumerate().map(|(i, d)| (d.device_id.as_str(), i as u32)).collect();
+    let index: HashMap<&str, u32> = devices
+        .iter()
+        .enumerate()
+        .map(|(i, d)| (d.device_id.as_str(), i as u32))
+        .collect();
     let dev = |row: &cells::Row| -> Result<u32, cells::RowError> {
         let id = row.identifier(0)?;
         index.get(id).copied().ok_or_else(|| cells::RowError {
             column: 0,
-            message: format!("{:?} is not in the registry", tally_core::value::excerpt(id, 64)),
+            message: format!(
+                "{:?} is not in the registry",
+                tally_core::value::excerpt(id, 64)
+            ),
         })
     };
 
@@ -173,61 +232,110 @@ pub fn load(dir: &Path, opts: &Options) -> Result<LoadedEpoch, IngestError> {
 
     let mut st = aggregate::Speedtests::default();
     let src = required(dir, "speedtests")?;
-    tables.push(table::read(&src, &["device_id", "ts", "download_mbps", "upload_mbps", "latency_ms"], |row| {
-        let v = (dev(row)?, row.timestamp(1)?, row.decimal(2)?, row.decimal(3)?, row.decimal(4)?);
-        st.dev.push(v.0);
-        st.ts.push(v.1);
-        st.download.push(v.2);
-        st.upload.push(v.3);
-        st.latency.push(v.4);
-        Ok(())
-    })?);
+    tables.push(table::read(
+        &src,
+        &[
+            "device_id",
+            "ts",
+            "download_mbps",
+            "upload_mbps",
+            "latency_ms",
+        ],
+        |row| {
+            let v = (
+                dev(row)?,
+                row.timestamp(1)?,
+                row.decimal(2)?,
+                row.decimal(3)?,
+                row.decimal(4)?,
+            );
+            st.dev.push(v.0);
+            st.ts.push(v.1);
+            st.download.push(v.2);
+            st.upload.push(v.3);
+            st.latency.push(v.4);
+            Ok(())
+        },
+    )?);
 
     let mut bm = aggregate::Benchmarks::default();
     let src = required(dir, "benchmarks")?;
-    tables.push(table::read(&src, &["device_id", "ts", "gpu_model", "hardware_id", "tflops"], |row| {
-        let v = (dev(row)?, row.timestamp(1)?, row.identifier(2)?, row.identifier(3)?, row.decimal(4)?);
-        bm.dev.push(v.0);
-        bm.ts.push(v.1);
-        bm.gpu_model.push(v.2.to_string());
-        bm.hardware_id.push(v.3.to_string());
-        bm.tflops.push(v.4);
-        Ok(())
-    })?);
+    tables.push(table::read(
+        &src,
+        &["device_id", "ts", "gpu_model", "hardware_id", "tflops"],
+        |row| {
+            let v = (
+                dev(row)?,
+                row.timestamp(1)?,
+                row.identifier(2)?,
+                row.identifier(3)?,
+                row.decimal(4)?,
+            );
+            bm.dev.push(v.0);
+            bm.ts.push(v.1);
+            bm.gpu_model.push(v.2.to_string());
+            bm.hardware_id.push(v.3.to_string());
+            bm.tflops.push(v.4);
+            Ok(())
+        },
+    )?);
 
     let mut rt = aggregate::Rentals::default();
     let src = required(dir, "rentals")?;
-    tables.push(table::read(&src, &["device_id", "rental_id", "renter_account_id", "start", "end"], |row| {
-        let v = (dev(row)?, row.identifier(1)?, row.identifier(2)?, row.timestamp(3)?, row.timestamp(4)?);
-        if v.4 <= v.3 {
-            return Err(cells::RowError { column: 4, message: "a rental must end after it starts".into() });
-        }
-        rt.dev.push(v.0);
-        rt.renter.push(v.2.to_string());
-        rt.start.push(v.3);
-        rt.end.push(v.4);
-        Ok(())
-    })?);
+    tables.push(table::read(
+        &src,
+        &[
+            "device_id",
+            "rental_id",
+            "renter_account_id",
+            "start",
+            "end",
+        ],
+        |row| {
+            let v = (
+                dev(row)?,
+                row.identifier(1)?,
+                row.identifier(2)?,
+                row.timestamp(3)?,
+                row.timestamp(4)?,
+            );
+            if v.4 <= v.3 {
+                return Err(cells::RowError {
+                    column: 4,
+                    message: "a rental must end after it starts".into(),
+                });
+            }
+            rt.dev.push(v.0);
+            rt.renter.push(v.2.to_string());
+            rt.start.push(v.3);
+            rt.end.push(v.4);
+            Ok(())
+        },
+    )?);
 
     // Dispute decisions (SPEC 7): optional; two for one device is an error.
     let mut overrides: BTreeMap<String, Override> = BTreeMap::new();
     let mut twice: Option<String> = None;
     let override_stats = match table::find(dir, "overrides")? {
         None => None,
-        Some(src) => Some(table::read(&src, &["device_id", "action", "ticket", "note"], |row| {
-            let o = Override {
-                device_id: devices[dev(row)? as usize].device_id.clone(),
-                action: row.action(1)?,
-                ticket: row.identifier(2)?.to_string(),
-                note: row.note(3)?.to_string(),
-            };
-            if overrides.contains_key(&o.device_id) {
-                twice.get_or_insert(o.device_id.clone());
-            } else {
-                overrides.insert(o.device_id.clone(), o);
-            }
-            Ok(())
-        })?),
+        Some(src) => Some(table::read(
+            &src,
+            &["device_id", "action", "ticket", "note"],
+            |row| {
+                let o = Override {
+                    device_id: devices[dev(row)? as usize].device_id.clone(),
+                    action: row.action(1)?,
+                    ticket: row.identifier(2)?.to_string(),
+                    note: row.note(3)?.to_string(),
+                };
+                if overrides.contains_key(&o.device_id) {
+                    twice.get_or_insert(o.device_id.clone());
+                } else {
+                    overrides.insert(o.device_id.clone(), o);
+                }
+                Ok(())
+            },
+        )?),
     };
     if let (Some(id), Some(stats)) = (&twice, &override_stats) {
         return Err(IngestError::file(
@@ -240,7 +348,11 @@ pub fn load(dir: &Path, opts: &Options) -> Result<LoadedEpoch, IngestError> {
     // Rejected rows: reported, bounded by max_rejected_ratio, none under --strict.
     for t in &tables {
         if let (true, Some(first)) = (opts.strict, t.rejected.first()) {
-            return Err(IngestError::Strict { file: first.file.clone(), line: first.line, reason: first.reason.clone() });
+            return Err(IngestError::Strict {
+                file: first.file.clone(),
+                line: first.line,
+                reason: first.reason.clone(),
+            });
         }
         if too_many(t.rejected.len() as u64, t.rows, rules.max_rejected_ratio) {
             let first = &t.rejected[0];
@@ -256,13 +368,31 @@ pub fn load(dir: &Path, opts: &Options) -> Result<LoadedEpoch, IngestError> {
         }
     }
 
-    let window = Window { start: epoch.start, end: epoch.end, slot_seconds: rules.slot_seconds };
+    let window = Window {
+        start: epoch.start,
+        end: epoch.end,
+        slot_seconds: rules.slot_seconds,
+    };
     let (measured, ignored) = aggregate::aggregate(&devices, window, hb, st, bm, rt)
         .map_err(|e| IngestError::file("heartbeats", format!("aggregation failed: {e}")))?;
-    let ignored_by = [ignored.heartbeats, ignored.speedtests, ignored.benchmarks, ignored.rentals, 0];
+    let ignored_by = [
+        ignored.heartbeats,
+        ignored.speedtests,
+        ignored.benchmarks,
+        ignored.rentals,
+        0,
+    ];
     for (t, ignored) in tables.iter().zip(ignored_by) {
-        let stem = t.source.file.rsplit_once('.').map_or(t.source.file.as_str(), |s| s.0);
-        let name = TABLES.iter().find(|&&n| n == stem).copied().expect("known table");
+        let stem = t
+            .source
+            .file
+            .rsplit_once('.')
+            .map_or(t.source.file.as_str(), |s| s.0);
+        let name = TABLES
+            .iter()
+            .find(|&&n| n == stem)
+            .copied()
+            .expect("known table");
         counts.push(TableCounts {
             table: name,
             file: Some(t.source.file.clone()),
@@ -270,15 +400,26 @@ pub fn load(dir: &Path, opts: &Options) -> Result<LoadedEpoch, IngestError> {
             rejected: t.rejected.len() as u64,
             ignored,
         });
-        inputs.push(InputFile { file: t.source.file.clone(), sha256: t.sha256.clone(), rows: Some(t.rows) });
+        inputs.push(InputFile {
+            file: t.source.file.clone(),
+            sha256: t.sha256.clone(),
+            rows: Some(t.rows),
+        });
         rejected.extend(t.rejected.iter().cloned());
     }
     if !counts.iter().any(|c| c.table == "overrides") {
-        counts.push(TableCounts { table: "overrides", ..TableCounts::default() });
+        counts.push(TableCounts {
+            table: "overrides",
+            ..TableCounts::default()
+        });
     }
     inputs.sort_by(|a, b| a.file.cmp(&b.file));
     rejected.sort();
-    let measurements = devices.iter().map(|d| d.device_id.clone()).zip(measured).collect();
+    let measurements = devices
+        .iter()
+        .map(|d| d.device_id.clone())
+        .zip(measured)
+        .collect();
     Ok(LoadedEpoch {
         epoch,
         rules,

@@ -30,7 +30,6 @@ pub struct Source {
     pub format: Format,
 }
 
-
 /// What reading a table found besides its rows.
 #[derive(Debug, Clone)]
 pub struct TableStats {
@@ -50,8 +49,16 @@ pub fn find(dir: &Path, stem: &str) -> Result<Option<Source>, IngestError> {
             &format!("{stem}.csv"),
             format!("both {stem}.csv and {stem}.parquet exist; give exactly one"),
         )),
-        (true, false) => Ok(Some(Source { file: format!("{stem}.csv"), path: csv, format: Format::Csv })),
-        (false, true) => Ok(Some(Source { file: format!("{stem}.parquet"), path: parquet, format: Format::Parquet })),
+        (true, false) => Ok(Some(Source {
+            file: format!("{stem}.csv"),
+            path: csv,
+            format: Format::Csv,
+        })),
+        (false, true) => Ok(Some(Source {
+            file: format!("{stem}.parquet"),
+            path: parquet,
+            format: Format::Parquet,
+        })),
         (false, false) => Ok(None),
     }
 }
@@ -106,8 +113,14 @@ fn read_csv(
 ) -> Result<TableStats, IngestError> {
     let file = &source.file;
     let f = File::open(&source.path).map_err(|e| IngestError::io(file, e))?;
-    let hashing = Hashing { inner: io::BufReader::with_capacity(1 << 20, f), hash: Sha256::new() };
-    let mut rdr = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(hashing);
+    let hashing = Hashing {
+        inner: io::BufReader::with_capacity(1 << 20, f),
+        hash: Sha256::new(),
+    };
+    let mut rdr = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(hashing);
     let csv_err = |e: csv::Error| match e.kind() {
         csv::ErrorKind::Io(_) => IngestError::file(file, format!("cannot read: {e}")),
         _ => IngestError::file(file, format!("malformed CSV: {e}")),
@@ -115,19 +128,27 @@ fn read_csv(
 
     let mut record = csv::ByteRecord::new();
     if !rdr.read_byte_record(&mut record).map_err(csv_err)? {
-        return Err(IngestError::file(file, "empty file: expected a header row naming the columns"));
+        return Err(IngestError::file(
+            file,
+            "empty file: expected a header row naming the columns",
+        ));
     }
     let header_line = record.position().map_or(1, |p| p.line());
     let mut names = Vec::with_capacity(record.len());
     for field in record.iter() {
-        let name = std::str::from_utf8(field).map_err(|_| {
-            IngestError::Line { file: file.clone(), line: header_line, message: "header is not UTF-8".into() }
+        let name = std::str::from_utf8(field).map_err(|_| IngestError::Line {
+            file: file.clone(),
+            line: header_line,
+            message: "header is not UTF-8".into(),
         })?;
         if names.contains(&name.to_string()) {
             return Err(IngestError::Line {
                 file: file.clone(),
                 line: header_line,
-                message: format!("column {:?} is named twice in the header", excerpt(name, 64)),
+                message: format!(
+                    "column {:?} is named twice in the header",
+                    excerpt(name, 64)
+                ),
             });
         }
         names.push(name.to_string());
@@ -149,7 +170,10 @@ fn read_csv(
             rejected_at.push((
                 line,
                 record_start,
-                format!("expected {width} fields as in the header, found {}", record.len()),
+                format!(
+                    "expected {width} fields as in the header, found {}",
+                    record.len()
+                ),
             ));
             continue;
         }
@@ -171,14 +195,28 @@ fn read_csv(
     if !rejected_at.is_empty() {
         let mut f = File::open(&source.path).map_err(|e| IngestError::io(file, e))?;
         for (line, offset, reason) in rejected_at {
-            f.seek(SeekFrom::Start(offset)).map_err(|e| IngestError::io(file, e))?;
+            f.seek(SeekFrom::Start(offset))
+                .map_err(|e| IngestError::io(file, e))?;
             let mut buf = Vec::new();
-            (&mut f).take(4 * MAX_RAW_CHARS as u64).read_to_end(&mut buf).map_err(|e| IngestError::io(file, e))?;
+            (&mut f)
+                .take(4 * MAX_RAW_CHARS as u64)
+                .read_to_end(&mut buf)
+                .map_err(|e| IngestError::io(file, e))?;
             let raw = raw_record(&buf);
-            rejected.push(RejectedRow { file: file.clone(), line, reason, raw });
+            rejected.push(RejectedRow {
+                file: file.clone(),
+                line,
+                reason,
+                raw,
+            });
         }
     }
-    Ok(TableStats { source: source.clone(), rows, sha256, rejected })
+    Ok(TableStats {
+        source: source.clone(),
+        rows,
+        sha256,
+        rejected,
+    })
 }
 
 /// The text of one CSV record from the bytes starting at it: up to its line end
@@ -200,7 +238,12 @@ fn raw_record(bytes: &[u8]) -> String {
 }
 
 /// Positions of the SPEC's columns among the file's; a missing one is an error.
-fn map_columns(file: &str, line: u64, names: &[String], columns: &[&str]) -> Result<Vec<usize>, IngestError> {
+fn map_columns(
+    file: &str,
+    line: u64,
+    names: &[String],
+    columns: &[&str],
+) -> Result<Vec<usize>, IngestError> {
     columns
         .iter()
         .map(|c| {
@@ -248,7 +291,11 @@ fn read_parquet(
     let df = ParquetReader::new(f)
         .finish()
         .map_err(|e| IngestError::file(file, format!("not a readable Parquet file: {e}")))?;
-    let names: Vec<String> = df.get_column_names().iter().map(|s| s.to_string()).collect();
+    let names: Vec<String> = df
+        .get_column_names()
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
     map_columns(file, 1, &names, columns)?;
     let cols: Vec<Col> = columns
         .iter()
@@ -298,5 +345,10 @@ fn read_parquet(
             });
         }
     }
-    Ok(TableStats { source: source.clone(), rows: df.height() as u64, sha256, rejected })
+    Ok(TableStats {
+        source: source.clone(),
+        rows: df.height() as u64,
+        sha256,
+        rejected,
+    })
 }

@@ -28,15 +28,25 @@ pub enum ReportError {
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ReportError + '_ {
-    move |source| ReportError::Io { path: path.to_path_buf(), source }
+    move |source| ReportError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// Every output file of a run, in memory, with the manifest last. File names sorted.
-pub fn render_all(run: &Run, engine_version: &'static str, emit_measurements: bool) -> Vec<(String, Vec<u8>)> {
+pub fn render_all(
+    run: &Run,
+    engine_version: &'static str,
+    emit_measurements: bool,
+) -> Vec<(String, Vec<u8>)> {
     let mut files = vec![
         ("allocations.csv".to_string(), render::allocations(run)),
         ("devices.csv".to_string(), render::devices(run)),
@@ -48,8 +58,14 @@ pub fn render_all(run: &Run, engine_version: &'static str, emit_measurements: bo
         files.push(("measurements.csv".to_string(), render::measurements(run)));
     }
     files.sort();
-    let hashes: Vec<(String, String)> = files.iter().map(|(n, b)| (n.clone(), sha256_hex(b))).collect();
-    files.push(("manifest.json".to_string(), render::manifest(run, engine_version, &hashes)));
+    let hashes: Vec<(String, String)> = files
+        .iter()
+        .map(|(n, b)| (n.clone(), sha256_hex(b)))
+        .collect();
+    files.push((
+        "manifest.json".to_string(),
+        render::manifest(run, engine_version, &hashes),
+    ));
     files
 }
 
@@ -63,25 +79,40 @@ pub fn check_target(out: &Path, force: bool) -> Result<(), ReportError> {
 }
 
 /// Writes `files` into a new directory `out`, all or nothing.
-pub fn write_atomically(out: &Path, force: bool, files: &[(String, Vec<u8>)]) -> Result<(), ReportError> {
+pub fn write_atomically(
+    out: &Path,
+    force: bool,
+    files: &[(String, Vec<u8>)],
+) -> Result<(), ReportError> {
     check_target(out, force)?;
-    let name = out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "out".into());
+    let name = out
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "out".into());
     let parent = match out.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    let tmp = tempfile::Builder::new().prefix(&format!(".{name}.tally-tmp-")).tempdir_in(&parent).map_err(io(&parent))?;
+    let tmp = tempfile::Builder::new()
+        .prefix(&format!(".{name}.tally-tmp-"))
+        .tempdir_in(&parent)
+        .map_err(io(&parent))?;
     for (file, bytes) in files {
         let path = tmp.path().join(file);
         let mut f = fs::File::create(&path).map_err(io(&path))?;
         f.write_all(bytes).map_err(io(&path))?;
         f.sync_all().map_err(io(&path))?;
     }
-    fs::File::open(tmp.path()).and_then(|d| d.sync_all()).map_err(io(tmp.path()))?;
+    fs::File::open(tmp.path())
+        .and_then(|d| d.sync_all())
+        .map_err(io(tmp.path()))?;
 
     // Move an existing output aside first (--force), so the new one appears whole.
     let old = if force && fs::symlink_metadata(out).is_ok() {
-        let aside = tempfile::Builder::new().prefix(&format!(".{name}.tally-old-")).tempdir_in(&parent).map_err(io(&parent))?;
+        let aside = tempfile::Builder::new()
+            .prefix(&format!(".{name}.tally-old-"))
+            .tempdir_in(&parent)
+            .map_err(io(&parent))?;
         let aside = aside.keep();
         fs::remove_dir(&aside).map_err(io(&aside))?;
         fs::rename(out, &aside).map_err(io(out))?;
@@ -95,9 +126,14 @@ pub fn write_atomically(out: &Path, force: bool, files: &[(String, Vec<u8>)]) ->
         if let Some(old) = &old {
             let _ = fs::rename(old, out);
         }
-        return Err(ReportError::Io { path: out.to_path_buf(), source: e });
+        return Err(ReportError::Io {
+            path: out.to_path_buf(),
+            source: e,
+        });
     }
-    fs::File::open(&parent).and_then(|d| d.sync_all()).map_err(io(&parent))?;
+    fs::File::open(&parent)
+        .and_then(|d| d.sync_all())
+        .map_err(io(&parent))?;
     if let Some(old) = old {
         let _ = fs::remove_dir_all(old);
     }

@@ -23,7 +23,9 @@ pub struct Run<'a> {
 }
 
 fn csv_bytes(header: &[&str], rows: impl IntoIterator<Item = Vec<String>>) -> Vec<u8> {
-    let mut w = csv::WriterBuilder::new().terminator(csv::Terminator::Any(b'\n')).from_writer(Vec::new());
+    let mut w = csv::WriterBuilder::new()
+        .terminator(csv::Terminator::Any(b'\n'))
+        .from_writer(Vec::new());
     w.write_record(header).expect("in-memory write");
     for r in rows {
         w.write_record(&r).expect("in-memory write");
@@ -114,7 +116,9 @@ fn device_row(s: &DeviceScore, pd: u32) -> Vec<String> {
         fixed(s.bandwidth_multiplier, RATIO_PLACES),
         m.benchmarks.to_string(),
         opt_dec(m.median_tflops),
-        s.perf_ratio.map(|r| fixed(r, RATIO_PLACES)).unwrap_or_default(),
+        s.perf_ratio
+            .map(|r| fixed(r, RATIO_PLACES))
+            .unwrap_or_default(),
         m.rental_seconds.to_string(),
         m.self_rental_seconds.to_string(),
         fixed(s.uptime_points, pd),
@@ -132,7 +136,10 @@ fn device_row(s: &DeviceScore, pd: u32) -> Vec<String> {
 /// `devices.csv`: one row per registry device, sorted by `device_id`.
 pub fn devices(run: &Run) -> Vec<u8> {
     let pd = run.rules.points_decimals;
-    csv_bytes(&DEVICE_COLUMNS, run.settlement.devices.iter().map(|s| device_row(s, pd)))
+    csv_bytes(
+        &DEVICE_COLUMNS,
+        run.settlement.devices.iter().map(|s| device_row(s, pd)),
+    )
 }
 
 /// `exclusions.csv`: one row per (device, reason), sorted by device then reason.
@@ -141,18 +148,31 @@ pub fn devices(run: &Run) -> Vec<u8> {
 pub fn exclusions(run: &Run) -> Vec<u8> {
     let mut rows = Vec::new();
     for s in &run.settlement.devices {
-        let reinstated = matches!(s.decision.as_ref().map(|o| o.action), Some(Action::Reinstate));
+        let reinstated = matches!(
+            s.decision.as_ref().map(|o| o.action),
+            Some(Action::Reinstate)
+        );
         let mut mine: Vec<Vec<String>> = s
             .exclusions
             .iter()
             .map(|e| {
                 let effect = if reinstated { "overruled" } else { "excludes" };
-                vec![s.device.device_id.clone(), s.device.account_id.clone(), e.reason.code().into(), effect.into(), e.evidence.clone()]
+                vec![
+                    s.device.device_id.clone(),
+                    s.device.account_id.clone(),
+                    e.reason.code().into(),
+                    effect.into(),
+                    e.evidence.clone(),
+                ]
             })
             .collect();
         if let Some(o) = &s.decision {
             let effect = if reinstated { "reinstates" } else { "excludes" };
-            let note = if o.note.is_empty() { String::new() } else { format!(": {}", o.note) };
+            let note = if o.note.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", o.note)
+            };
             mine.push(vec![
                 s.device.device_id.clone(),
                 s.device.account_id.clone(),
@@ -164,14 +184,24 @@ pub fn exclusions(run: &Run) -> Vec<u8> {
         mine.sort();
         rows.extend(mine);
     }
-    csv_bytes(&["device_id", "account_id", "reason", "effect", "evidence"], rows)
+    csv_bytes(
+        &["device_id", "account_id", "reason", "effect", "evidence"],
+        rows,
+    )
 }
 
 /// `rejected_rows.csv`, sorted by file and line.
 pub fn rejected_rows(run: &Run) -> Vec<u8> {
     csv_bytes(
         &["file", "line", "reason", "raw"],
-        run.rejected.iter().map(|r| vec![r.file.clone(), r.line.to_string(), r.reason.clone(), r.raw.clone()]),
+        run.rejected.iter().map(|r| {
+            vec![
+                r.file.clone(),
+                r.line.to_string(),
+                r.reason.clone(),
+                r.raw.clone(),
+            ]
+        }),
     )
 }
 
@@ -217,7 +247,13 @@ pub fn measurements(run: &Run) -> Vec<u8> {
             m.self_rental_seconds.to_string(),
         ]
     };
-    csv_bytes(&MEASUREMENT_COLUMNS, run.settlement.devices.iter().map(|s| row(&s.device.device_id, &s.measurement)))
+    csv_bytes(
+        &MEASUREMENT_COLUMNS,
+        run.settlement
+            .devices
+            .iter()
+            .map(|s| row(&s.device.device_id, &s.measurement)),
+    )
 }
 
 #[derive(Serialize)]
@@ -292,7 +328,8 @@ pub fn summary(run: &Run) -> Vec<u8> {
     let s = run.settlement;
     let pd = run.rules.points_decimals;
     let count = |f: &dyn Fn(&DeviceScore) -> bool| s.devices.iter().filter(|d| f(d)).count() as u64;
-    let mut reasons: BTreeMap<&'static str, u64> = Reason::ALL.iter().map(|r| (r.code(), 0)).collect();
+    let mut reasons: BTreeMap<&'static str, u64> =
+        Reason::ALL.iter().map(|r| (r.code(), 0)).collect();
     let mut notes: BTreeMap<&'static str, u64> = Note::ALL.iter().map(|n| (n.code(), 0)).collect();
     for d in &s.devices {
         for e in &d.exclusions {
@@ -310,7 +347,11 @@ pub fn summary(run: &Run) -> Vec<u8> {
             .sum()
     };
     let rental = |eligible_only: bool| -> u64 {
-        s.devices.iter().filter(|d| !eligible_only || d.eligible).map(|d| d.measurement.rental_seconds).sum()
+        s.devices
+            .iter()
+            .filter(|d| !eligible_only || d.eligible)
+            .map(|d| d.measurement.rental_seconds)
+            .sum()
     };
     let slot = run.rules.slot_seconds as u64;
     let hours = |seconds: u64| fixed(int_ratio_rounded(seconds, 3600, RATIO_PLACES), RATIO_PLACES);
@@ -340,13 +381,24 @@ pub fn summary(run: &Run) -> Vec<u8> {
             pool: run.epoch.pool_text(),
             decimals: run.epoch.decimals,
         },
-        rules: SummaryRules { version: &run.rules.version, file: &run.rules_file.file, features: &run.rules.features },
+        rules: SummaryRules {
+            version: &run.rules.version,
+            file: &run.rules_file.file,
+            features: &run.rules.features,
+        },
         devices: SummaryDevices {
             registered: s.devices.len() as u64,
             eligible: count(&|d| d.eligible),
             excluded: count(&|d| !d.eligible),
-            reinstated: count(&|d| matches!(d.decision.as_ref().map(|o| o.action), Some(Action::Reinstate))),
-            manually_excluded: count(&|d| matches!(d.decision.as_ref().map(|o| o.action), Some(Action::Exclude))),
+            reinstated: count(&|d| {
+                matches!(
+                    d.decision.as_ref().map(|o| o.action),
+                    Some(Action::Reinstate)
+                )
+            }),
+            manually_excluded: count(&|d| {
+                matches!(d.decision.as_ref().map(|o| o.action), Some(Action::Exclude))
+            }),
         },
         exclusion_reasons: reasons,
         notes,
@@ -398,7 +450,10 @@ struct ManifestFile<'a> {
 /// (file name, hash) pairs sorted by name.
 pub fn manifest(run: &Run, engine_version: &'static str, outputs: &[(String, String)]) -> Vec<u8> {
     let m = Manifest {
-        engine: ManifestEngine { name: "tally", version: engine_version },
+        engine: ManifestEngine {
+            name: "tally",
+            version: engine_version,
+        },
         epoch: &run.epoch.id,
         rules: ManifestFile {
             file: &run.rules_file.file,
@@ -409,9 +464,22 @@ pub fn manifest(run: &Run, engine_version: &'static str, outputs: &[(String, Str
         inputs: run
             .inputs
             .iter()
-            .map(|i| ManifestFile { file: &i.file, version: None, sha256: &i.sha256, rows: i.rows })
+            .map(|i| ManifestFile {
+                file: &i.file,
+                version: None,
+                sha256: &i.sha256,
+                rows: i.rows,
+            })
             .collect(),
-        outputs: outputs.iter().map(|(f, h)| ManifestFile { file: f, version: None, sha256: h, rows: None }).collect(),
+        outputs: outputs
+            .iter()
+            .map(|(f, h)| ManifestFile {
+                file: f,
+                version: None,
+                sha256: h,
+                rows: None,
+            })
+            .collect(),
     };
     json_bytes(&m)
 }
