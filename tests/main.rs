@@ -5,3 +5,4 @@ mod common;
 mod determinism;
 mod disputes;
 mod failures;
+mod oracle;

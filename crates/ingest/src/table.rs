@@ -141,7 +141,8 @@ fn read_csv(
             line: header_line,
             message: "header is not UTF-8".into(),
         })?;
-        if names.contains(&name.to_string()) {
+        // SPEC 2.2: a repeated required name is an error; a repeated extra one is ignored.
+        if columns.contains(&name) && names.iter().any(|n| n == name) {
             return Err(IngestError::Line {
                 file: file.clone(),
                 line: header_line,
