@@ -6,7 +6,7 @@ use std::path::Path;
 
 use crate::common::*;
 
-const EPOCHS: [&str; 2] = ["boundaries", "disputes"];
+const EPOCHS: [&str; 3] = ["boundaries", "disputes", "sample"];
 
 /// Everything but what legitimately follows the input files as given: the
 /// manifest's input hashes, and the line numbers and raw text of rejected rows.

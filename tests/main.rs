@@ -6,3 +6,4 @@ mod determinism;
 mod disputes;
 mod failures;
 mod oracle;
+mod sample;

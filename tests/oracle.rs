@@ -10,13 +10,14 @@ use crate::common::*;
 /// (fixture, extra flags). oracle-f1 and oracle-f3 are full of deliberately bad
 /// rows, more than v1's max_rejected_ratio allows; they run with a test copy of v1
 /// that differs only in that limit.
-const CASES: [(&str, &[&str]); 6] = [
+const CASES: [(&str, &[&str]); 7] = [
     ("boundaries", &[]),
     ("disputes", &[]),
     ("oracle-f1", &["--rules", "tests/rules/v1-lenient.toml"]),
     ("oracle-f2", &[]),
     ("oracle-f3", &["--rules", "tests/rules/v1-lenient.toml"]),
     ("oracle-f4", &[]),
+    ("sample", &[]),
 ];
 
 pub fn assert_agrees(tally_out: &Path, expected: &Path, name: &str) {

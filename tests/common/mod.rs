@@ -162,49 +162,62 @@ pub fn parquet_copy(from: &Path, to: &Path) {
             continue;
         }
         let stem = p.file_stem().unwrap().to_string_lossy().into_owned();
-        let mut r = csv::Reader::from_path(&p).unwrap();
+        // Flexible: a record with a wrong field count (a rejected row) is kept, padded.
+        let mut r = csv::ReaderBuilder::new()
+            .flexible(true)
+            .from_path(&p)
+            .unwrap();
         let headers: Vec<String> = r.headers().unwrap().iter().map(String::from).collect();
         let rows: Vec<csv::StringRecord> = r.records().map(Result::unwrap).collect();
         let columns: Vec<Column> = headers
             .iter()
             .enumerate()
             .map(|(i, h)| {
-                let text: Vec<&str> = rows.iter().map(|r| &r[i]).collect();
-                let ts = |s: &str| tally_core::value::parse_timestamp(s).unwrap();
-                match (stem.as_str(), h.as_str()) {
-                    ("heartbeats", "ts") => Int64Chunked::from_vec(
+                let text: Vec<&str> = rows.iter().map(|r| r.get(i).unwrap_or("")).collect();
+                let strings = || {
+                    Column::new(
                         h.into(),
-                        text.iter().map(|s| ts(s) * 1000).collect(),
+                        text.iter().map(|s| s.to_string()).collect::<Vec<String>>(),
                     )
-                    .into_datetime(TimeUnit::Milliseconds, None)
-                    .into_column(),
-                    ("rentals", "start" | "end") => {
-                        Column::new(h.into(), text.iter().map(|s| ts(s)).collect::<Vec<i64>>())
+                };
+                // A column with a value its native type cannot hold (a deliberately
+                // bad row) stays text, which is as legal in Parquet.
+                let ts: Option<Vec<i64>> = text
+                    .iter()
+                    .map(|s| tally_core::value::parse_timestamp(s).ok())
+                    .collect();
+                let dec: Option<Vec<i128>> = text
+                    .iter()
+                    .map(|s| {
+                        tally_core::value::parse_decimal(s)
+                            .ok()
+                            .map(tally_core::value::to_scaled)
+                    })
+                    .collect();
+                match (stem.as_str(), h.as_str(), ts, dec) {
+                    ("heartbeats", "ts", Some(ts), _) => {
+                        Int64Chunked::from_vec(h.into(), ts.iter().map(|s| s * 1000).collect())
+                            .into_datetime(TimeUnit::Milliseconds, None)
+                            .into_column()
                     }
-                    ("speedtests", "download_mbps" | "upload_mbps" | "latency_ms") => {
-                        let v = text
-                            .iter()
-                            .map(|s| {
-                                tally_core::value::to_scaled(
-                                    tally_core::value::parse_decimal(s).unwrap(),
-                                )
-                            })
-                            .collect();
+                    ("rentals", "start" | "end", Some(ts), _) => Column::new(h.into(), ts),
+                    ("devices", "gpu_count", _, _)
+                        if text.iter().all(|s| s.parse::<i32>().is_ok()) =>
+                    {
+                        Column::new(
+                            h.into(),
+                            text.iter()
+                                .map(|s| s.parse::<i32>().unwrap())
+                                .collect::<Vec<i32>>(),
+                        )
+                    }
+                    ("speedtests", "download_mbps" | "upload_mbps" | "latency_ms", _, Some(v)) => {
                         Int128Chunked::from_vec(h.into(), v)
                             .into_decimal(21, 9)
                             .unwrap()
                             .into_column()
                     }
-                    ("devices", "gpu_count") => Column::new(
-                        h.into(),
-                        text.iter()
-                            .map(|s| s.parse::<i32>().unwrap())
-                            .collect::<Vec<i32>>(),
-                    ),
-                    _ => Column::new(
-                        h.into(),
-                        text.iter().map(|s| s.to_string()).collect::<Vec<String>>(),
-                    ),
+                    _ => strings(),
                 }
             })
             .collect();
