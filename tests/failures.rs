@@ -199,3 +199,31 @@ fn existing_output_is_refused_without_force() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(!out.join("keep").exists() && out.join("manifest.json").exists());
 }
+
+#[test]
+fn line_numbers_are_physical_lines() {
+    // Blank lines are skipped, a quoted field may span lines, CRLF is fine; the
+    // rejected row is reported on the physical line it starts on.
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("in");
+    copy_dir(&epoch_dir("boundaries"), &input);
+    fs::write(
+        input.join("overrides.csv"),
+        "device_id,action,ticket,note\r\n\r\nd14,exclude,T-1,\"two\r\nlines, and \"\"quotes\"\"\"\r\n\r\n",
+    )
+    .unwrap();
+    let hb = input.join("heartbeats.csv");
+    let mut s = fs::read_to_string(&hb).unwrap();
+    s = s.replacen("device_id,ts\n", "device_id,ts\n\n\n", 1);
+    fs::write(&hb, s).unwrap();
+    let out = run_ok(&input, tmp.path(), "out", &[], &[]);
+    let rejected = csv_rows(&out.join("rejected_rows.csv"));
+    assert_eq!(rejected.len(), 1);
+    // Line 1540 before, two blank lines inserted after the header.
+    assert_eq!((rejected[0]["file"].as_str(), rejected[0]["line"].as_str()), ("heartbeats.csv", "1542"));
+    let devices = keyed(&out.join("devices.csv"));
+    assert_eq!(devices["d14"]["reasons"], "MANUAL_EXCLUSION:T-1");
+    let ex = csv_rows(&out.join("exclusions.csv"));
+    let note = &ex.iter().find(|r| r["device_id"] == "d14").unwrap()["evidence"];
+    assert_eq!(note, "dispute decision, ticket T-1: two\r\nlines, and \"quotes\"");
+}
