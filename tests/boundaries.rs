@@ -175,13 +175,5 @@ fn evidence_names_the_first_holder_and_the_bounds() {
 #[test]
 fn every_output_file_is_pinned() {
     let (_tmp, out) = run();
-    let settings = insta_settings();
-    settings.bind(|| {
-        for (name, bytes) in files(&out) {
-            insta::assert_snapshot!(
-                format!("boundaries__{name}"),
-                String::from_utf8(bytes).unwrap()
-            );
-        }
-    });
+    snapshot_all("boundaries", &out);
 }

@@ -122,12 +122,5 @@ fn equal_remainders_go_by_account_id() {
 #[test]
 fn every_output_file_is_pinned() {
     let (_tmp, out) = run();
-    insta_settings().bind(|| {
-        for (name, bytes) in files(&out) {
-            insta::assert_snapshot!(
-                format!("disputes__{name}"),
-                String::from_utf8(bytes).unwrap()
-            );
-        }
-    });
+    snapshot_all("disputes", &out);
 }

@@ -220,10 +220,16 @@ fn line_numbers_are_physical_lines() {
     let rejected = csv_rows(&out.join("rejected_rows.csv"));
     assert_eq!(rejected.len(), 1);
     // Line 1540 before, two blank lines inserted after the header.
-    assert_eq!((rejected[0]["file"].as_str(), rejected[0]["line"].as_str()), ("heartbeats.csv", "1542"));
+    assert_eq!(
+        (rejected[0]["file"].as_str(), rejected[0]["line"].as_str()),
+        ("heartbeats.csv", "1542")
+    );
     let devices = keyed(&out.join("devices.csv"));
     assert_eq!(devices["d14"]["reasons"], "MANUAL_EXCLUSION:T-1");
     let ex = csv_rows(&out.join("exclusions.csv"));
     let note = &ex.iter().find(|r| r["device_id"] == "d14").unwrap()["evidence"];
-    assert_eq!(note, "dispute decision, ticket T-1: two\r\nlines, and \"quotes\"");
+    assert_eq!(
+        note,
+        "dispute decision, ticket T-1: two\r\nlines, and \"quotes\""
+    );
 }

@@ -21,28 +21,30 @@ const CASES: [(&str, &[&str]); 7] = [
 ];
 
 pub fn assert_agrees(tally_out: &Path, expected: &Path, name: &str) {
-    let devices = keyed(&tally_out.join("devices.csv"));
-    let want = keyed(&expected.join("oracle_devices.csv"));
-    assert_eq!(
-        devices.keys().collect::<Vec<_>>(),
-        want.keys().collect::<Vec<_>>(),
-        "{name}: devices"
-    );
-    for (id, w) in &want {
-        for c in ["online_slots", "points", "eligible", "reasons"] {
-            assert_eq!(devices[id][c], w[c], "{name}: device {id} {c}");
-        }
-    }
-    let accounts = keyed(&tally_out.join("allocations.csv"));
-    let want = keyed(&expected.join("oracle_accounts.csv"));
-    assert_eq!(
-        accounts.keys().collect::<Vec<_>>(),
-        want.keys().collect::<Vec<_>>(),
-        "{name}: accounts"
-    );
-    for (id, w) in &want {
-        for c in ["points", "token_units"] {
-            assert_eq!(accounts[id][c], w[c], "{name}: account {id} {c}");
+    let tables = [
+        (
+            "devices.csv",
+            "oracle_devices.csv",
+            &["online_slots", "points", "eligible", "reasons"][..],
+        ),
+        (
+            "allocations.csv",
+            "oracle_accounts.csv",
+            &["points", "token_units"][..],
+        ),
+    ];
+    for (ours, theirs, columns) in tables {
+        let got = keyed(&tally_out.join(ours));
+        let want = keyed(&expected.join(theirs));
+        assert_eq!(
+            got.keys().collect::<Vec<_>>(),
+            want.keys().collect::<Vec<_>>(),
+            "{name}: {ours} rows"
+        );
+        for (id, w) in &want {
+            for &c in columns {
+                assert_eq!(got[id][c], w[c], "{name}: {ours} {id} {c}");
+            }
         }
     }
 }

@@ -14,11 +14,7 @@ fn every_output_file_is_pinned() {
         &["--emit-measurements"],
         &[],
     );
-    insta_settings().bind(|| {
-        for (name, bytes) in files(&out) {
-            insta::assert_snapshot!(format!("sample__{name}"), String::from_utf8(bytes).unwrap());
-        }
-    });
+    snapshot_all("sample", &out);
 }
 
 #[test]

@@ -20,6 +20,18 @@ pub fn insta_settings() -> insta::Settings {
     s
 }
 
+/// Pins every file of an output directory as `<prefix>__<file name>`.
+pub fn snapshot_all(prefix: &str, out: &Path) {
+    insta_settings().bind(|| {
+        for (name, bytes) in files(out) {
+            insta::assert_snapshot!(
+                format!("{prefix}__{name}"),
+                String::from_utf8(bytes).unwrap()
+            );
+        }
+    });
+}
+
 pub fn epoch_dir(name: &str) -> PathBuf {
     Path::new(ROOT).join("tests/epochs").join(name)
 }
