@@ -212,18 +212,22 @@ fn line_numbers_are_physical_lines() {
         "device_id,action,ticket,note\r\n\r\nd14,exclude,T-1,\"two\r\nlines, and \"\"quotes\"\"\"\r\n\r\n",
     )
     .unwrap();
+    // CRLF everywhere, two blank lines after the header and one right before the
+    // rejected row (the last one, line 1540 as shipped).
     let hb = input.join("heartbeats.csv");
     let mut s = fs::read_to_string(&hb).unwrap();
     s = s.replacen("device_id,ts\n", "device_id,ts\n\n\n", 1);
-    fs::write(&hb, s).unwrap();
+    s = s.replacen("d99,", "\nd99,", 1);
+    fs::write(&hb, s.replace('\n', "\r\n")).unwrap();
     let out = run_ok(&input, tmp.path(), "out", &[], &[]);
     let rejected = csv_rows(&out.join("rejected_rows.csv"));
     assert_eq!(rejected.len(), 1);
-    // Line 1540 before, two blank lines inserted after the header.
+    // Line 1540 as shipped, plus three blank lines before it.
     assert_eq!(
         (rejected[0]["file"].as_str(), rejected[0]["line"].as_str()),
-        ("heartbeats.csv", "1542")
+        ("heartbeats.csv", "1543")
     );
+    assert_eq!(rejected[0]["raw"], "d99,2024-03-01T00:00:00Z");
     let devices = keyed(&out.join("devices.csv"));
     assert_eq!(devices["d14"]["reasons"], "MANUAL_EXCLUSION:T-1");
     let ex = csv_rows(&out.join("exclusions.csv"));

@@ -87,6 +87,12 @@ fn main() -> ExitCode {
                 Ok(l) => l,
                 Err(e) => return fail(DATA, e),
             };
+            if loaded.rules.version != loaded.epoch.rules {
+                eprintln!(
+                    "tally: note: the epoch names rules {}; settling with {} (version {}) as --rules asks",
+                    loaded.epoch.rules, loaded.rules_file.file, loaded.rules.version
+                );
+            }
             let settlement = tally_core::settle(
                 &loaded.epoch,
                 &loaded.rules,

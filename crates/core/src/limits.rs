@@ -50,6 +50,3 @@ pub const MAX_TOKEN_DECIMALS: u32 = 18;
 
 /// `pool * 10^decimals` must stay below 10^38 so that it fits in `u128` with room.
 pub const MAX_POOL_UNITS_DIGITS: usize = 38;
-
-/// Longest `note` of an override; it is free text that is published.
-pub const MAX_NOTE_LEN: usize = 1_024;

@@ -38,8 +38,6 @@ pub enum ValueError {
     Ip,
     #[error("expected `reinstate` or `exclude`")]
     Action,
-    #[error("expected text of at most 1024 bytes")]
-    Note,
     #[error("expected a value, found a null")]
     Null,
 }
@@ -210,14 +208,23 @@ pub fn format_ts(secs: i64) -> String {
     }
 }
 
-/// SPEC 2.2 `gpu_count`: ASCII digits (at most 9), value 1..=64.
+/// SPEC 2.2 `gpu_count`: ASCII digits (leading zeros allowed), value 1..=64.
 pub fn parse_gpu_count(s: &str) -> Result<u32, ValueError> {
     let b = s.as_bytes();
-    match digits(b) {
-        Some(n) if b.len() <= 9 && (1..=u64::from(MAX_GPU_COUNT)).contains(&n) => Ok(n as u32),
+    let significant = s.trim_start_matches('0').as_bytes();
+    if b.is_empty() || !b.iter().all(u8::is_ascii_digit) || significant.len() > 2 {
+        return Err(ValueError::GpuCount);
+    }
+    match digits(significant).unwrap_or(0) {
+        n if (1..=u64::from(MAX_GPU_COUNT)).contains(&n) => Ok(n as u32),
         _ => Err(ValueError::GpuCount),
     }
 }
+
+/// Unix seconds of 0001-01-01T00:00:00Z and 9999-12-31T23:59:59Z: the range of
+/// SPEC 2.1 timestamps, which native Parquet timestamps must respect too.
+pub const MIN_TIMESTAMP: i64 = -62_135_596_800;
+pub const MAX_TIMESTAMP: i64 = 253_402_300_799;
 
 /// SPEC 2.2 `ip`, in canonical form: an IPv4-mapped IPv6 address is its IPv4 address.
 pub fn parse_ip(s: &str) -> Result<IpAddr, ValueError> {
@@ -359,7 +366,8 @@ mod tests {
         }
         assert_eq!(parse_gpu_count("64"), Ok(64));
         assert_eq!(parse_gpu_count("01"), Ok(1));
-        for bad in ["0", "65", "-1", "+1", "", "1.0", "0000000001"] {
+        assert_eq!(parse_gpu_count("0000000001"), Ok(1));
+        for bad in ["0", "00", "65", "065", "100", "-1", "+1", "", "1.0", " 1"] {
             assert!(parse_gpu_count(bad).is_err(), "{bad:?}");
         }
         assert_eq!(parse_ip("2001:DB8:0::1"), parse_ip("2001:db8::1"));

@@ -80,7 +80,7 @@ impl<'a> Row<'_, 'a> {
         let e = ValueError::Timestamp;
         match self.cells[column] {
             Cell::Text(s) => parse_timestamp(s).map_err(|e| self.bad(column, e)),
-            Cell::Time(t) => Ok(t),
+            Cell::Time(t) if (value::MIN_TIMESTAMP..=value::MAX_TIMESTAMP).contains(&t) => Ok(t),
             Cell::Int(i) if (0..=MAX_UNIX_SECONDS).contains(&i) => Ok(i as i64),
             Cell::Null => Err(self.bad(column, ValueError::Null)),
             _ => Err(self.bad(column, e)),
@@ -127,11 +127,15 @@ impl<'a> Row<'_, 'a> {
         tally_core::Action::parse(s).ok_or_else(|| self.bad(column, ValueError::Action))
     }
 
+    /// Free text (SPEC 7): any string; a null is empty.
     pub fn note(&self, column: usize) -> Result<&'a str, RowError> {
-        let s = self.text(column, ValueError::Note)?;
-        if s.len() > tally_core::limits::MAX_NOTE_LEN {
-            return Err(self.bad(column, ValueError::Note));
+        match self.cells[column] {
+            Cell::Text(s) => Ok(s),
+            Cell::Null => Ok(""),
+            _ => Err(RowError {
+                column,
+                message: "expected text".into(),
+            }),
         }
-        Ok(s)
     }
 }

@@ -200,13 +200,13 @@ fn read_csv(
                 .map_err(|e| IngestError::io(file, e))?;
             let mut buf = Vec::new();
             (&mut f)
-                .take(4 * MAX_RAW_CHARS as u64)
+                .take(4 * MAX_RAW_CHARS as u64 + 1024)
                 .read_to_end(&mut buf)
                 .map_err(|e| IngestError::io(file, e))?;
-            let raw = raw_record(&buf);
+            let (skipped_lines, raw) = raw_record(&buf);
             rejected.push(RejectedRow {
                 file: file.clone(),
-                line,
+                line: line + skipped_lines,
                 reason,
                 raw,
             });
@@ -220,9 +220,17 @@ fn read_csv(
     })
 }
 
-/// The text of one CSV record from the bytes starting at it: up to its line end
-/// outside quotes, lossily decoded, control characters escaped, bounded.
-fn raw_record(bytes: &[u8]) -> String {
+/// The csv crate positions a record before the line ends and blank lines it skips
+/// on the way to it (the `\n` of a CRLF, empty lines). From such a position: how
+/// many lines to skip to where the record really starts, and the record's text up to
+/// its line end outside quotes, lossily decoded, escaped and bounded.
+fn raw_record(bytes: &[u8]) -> (u64, String) {
+    let start = bytes
+        .iter()
+        .position(|&b| b != b'\r' && b != b'\n')
+        .unwrap_or(bytes.len());
+    let skipped = bytes[..start].iter().filter(|&&b| b == b'\n').count() as u64;
+    let bytes = &bytes[start..];
     let mut quoted = false;
     let mut end = bytes.len();
     for (i, &b) in bytes.iter().enumerate() {
@@ -235,7 +243,10 @@ fn raw_record(bytes: &[u8]) -> String {
             _ => {}
         }
     }
-    excerpt(&String::from_utf8_lossy(&bytes[..end]), MAX_RAW_CHARS)
+    (
+        skipped,
+        excerpt(&String::from_utf8_lossy(&bytes[..end]), MAX_RAW_CHARS),
+    )
 }
 
 /// Positions of the SPEC's columns among the file's; a missing one is an error.
