@@ -87,3 +87,33 @@ fn parquet_same_bytes() {
         }
     }
 }
+
+/// The same three checks on any epoch, by hand (not in CI); leaves its work in a
+/// directory it names, for inspection:
+/// `TALLY_EPOCH=/path/to/epoch cargo test --release --test integration -- --ignored any_epoch --nocapture`
+#[test]
+#[ignore]
+fn any_epoch_threads_shuffle_parquet() {
+    let epoch = std::path::PathBuf::from(std::env::var("TALLY_EPOCH").expect("set TALLY_EPOCH"));
+    let dir = tempfile::Builder::new()
+        .prefix("tally-any-epoch-")
+        .tempdir()
+        .unwrap()
+        .keep();
+    eprintln!("working in {}", dir.display());
+    let base = run_ok(&epoch, &dir, "base", &[], &[]);
+    let one = run_ok(&epoch, &dir, "one", &["--threads", "1"], &[]);
+    assert_eq!(files(&base), files(&one), "one thread");
+    shuffled_copy(&epoch, &dir.join("in-shuffled"), 7);
+    let shuffled = run_ok(&dir.join("in-shuffled"), &dir, "shuffled", &[], &[]);
+    assert_eq!(comparable(&base), comparable(&shuffled), "shuffled");
+    parquet_copy(&epoch, &dir.join("in-pq"));
+    let pq = run_ok(&dir.join("in-pq"), &dir, "pq", &[], &[]);
+    for f in ["allocations.csv", "devices.csv", "exclusions.csv"] {
+        assert_eq!(files(&base)[f], files(&pq)[f], "parquet {f}");
+    }
+    eprintln!(
+        "{}: identical with one thread, shuffled rows and Parquet",
+        epoch.display()
+    );
+}

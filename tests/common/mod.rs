@@ -174,13 +174,18 @@ pub fn parquet_copy(from: &Path, to: &Path) {
             continue;
         }
         let stem = p.file_stem().unwrap().to_string_lossy().into_owned();
-        // Flexible: a record with a wrong field count (a rejected row) is kept, padded.
+        // A record with the wrong number of fields (a rejected row in CSV) has no
+        // Parquet form: it is left out, and the reports must not change for it.
         let mut r = csv::ReaderBuilder::new()
             .flexible(true)
             .from_path(&p)
             .unwrap();
         let headers: Vec<String> = r.headers().unwrap().iter().map(String::from).collect();
-        let rows: Vec<csv::StringRecord> = r.records().map(Result::unwrap).collect();
+        let rows: Vec<csv::StringRecord> = r
+            .records()
+            .map(Result::unwrap)
+            .filter(|rec| rec.len() == headers.len())
+            .collect();
         let columns: Vec<Column> = headers
             .iter()
             .enumerate()
