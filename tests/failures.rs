@@ -237,3 +237,38 @@ fn line_numbers_are_physical_lines() {
         "dispute decision, ticket T-1: two\r\nlines, and \"quotes\""
     );
 }
+
+#[test]
+fn published_rules_work_from_any_directory() {
+    // From outside the repository, the default rules/ does not exist: v1 comes from
+    // the binary, byte for byte the published file, so the manifest hash is the same.
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let o = std::process::Command::new(BIN)
+        .current_dir(tmp.path())
+        .args([
+            "run",
+            epoch_dir("boundaries").to_str().unwrap(),
+            "--out",
+            "out",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let reference = run_ok(&epoch_dir("boundaries"), tmp.path(), "reference", &[], &[]);
+    assert_eq!(files(&out), files(&reference));
+    // An explicit --rules-dir without the version is still an error.
+    let o = tally(
+        &[
+            "run",
+            epoch_dir("boundaries").to_str().unwrap(),
+            "--out",
+            tmp.path().join("x").to_str().unwrap(),
+            "--rules-dir",
+            "tests",
+        ],
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("no such rules file"));
+}

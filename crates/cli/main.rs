@@ -31,8 +31,9 @@ enum Command {
         /// Rules file to use instead of <rules-dir>/<version named by epoch.toml>.toml.
         #[arg(long)]
         rules: Option<PathBuf>,
-        /// Directory of published rules versions.
-        #[arg(long, default_value = "rules")]
+        /// Directory of rules versions. Published versions missing from the default
+        /// `rules` are taken from the binary (the same bytes).
+        #[arg(long, default_value = tally_ingest::DEFAULT_RULES_DIR)]
         rules_dir: PathBuf,
         /// Fail on any rejected input row.
         #[arg(long)]

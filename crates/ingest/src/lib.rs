@@ -70,7 +70,16 @@ fn read_text(path: &Path, name: &str) -> Result<(String, String), IngestError> {
     Ok((text, sha))
 }
 
-/// Loads the rules file an epoch names (or `opts.rules_file`), validated.
+/// The published rules versions, as shipped in `rules/`, built into the binary so
+/// that `tally run` works from any directory. Byte for byte the files, so their
+/// hashes in a manifest are the same.
+pub const PUBLISHED_RULES: &[(&str, &str)] = &[("v1", include_str!("../../../rules/v1.toml"))];
+
+/// The default rules directory, relative to the working directory.
+pub const DEFAULT_RULES_DIR: &str = "rules";
+
+/// Loads the rules file an epoch names (or `opts.rules_file`), validated. A published
+/// version missing from the default `rules/` directory is taken from the binary.
 pub fn load_rules(epoch_rules: &str, opts: &Options) -> Result<(Rules, InputFile), IngestError> {
     let (path, named) = match &opts.rules_file {
         Some(p) => (p.clone(), false),
@@ -79,13 +88,28 @@ pub fn load_rules(epoch_rules: &str, opts: &Options) -> Result<(Rules, InputFile
     let name = path
         .file_name()
         .map_or_else(|| "rules".to_string(), |n| n.to_string_lossy().into_owned());
-    if !path.is_file() {
-        return Err(IngestError::Rules {
-            path,
-            message: format!("no such rules file (the epoch names rules {epoch_rules:?})"),
-        });
-    }
-    let (text, sha256) = read_text(&path, &name)?;
+    let built_in = PUBLISHED_RULES
+        .iter()
+        .find(|(v, _)| *v == epoch_rules)
+        .map(|(_, text)| *text);
+    let (text, sha256) = match built_in {
+        Some(text)
+            if named && !path.is_file() && opts.rules_dir == Path::new(DEFAULT_RULES_DIR) =>
+        {
+            use sha2::Digest;
+            (
+                text.to_string(),
+                hex(&sha2::Sha256::digest(text.as_bytes())),
+            )
+        }
+        _ if !path.is_file() => {
+            return Err(IngestError::Rules {
+                path,
+                message: format!("no such rules file (the epoch names rules {epoch_rules:?})"),
+            })
+        }
+        _ => read_text(&path, &name)?,
+    };
     let rules = Rules::parse(&name, &text)?;
     if named && rules.version != epoch_rules {
         return Err(IngestError::Rules {
