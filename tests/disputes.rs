@@ -3,8 +3,6 @@
 //! One hour, 12 slots; pool 99 units (decimals 0). Every T4 device online in all 12
 //! slots at silver earns 0.05 * 12 = 0.6.
 
-use std::collections::BTreeMap;
-
 use crate::common::*;
 
 fn run() -> (tempfile::TempDir, std::path::PathBuf) {
@@ -101,14 +99,9 @@ fn equal_remainders_go_by_account_id() {
     // 99 * share: acct-a 15.23, farm 60.92, tie-* 7.615 each. Floors sum to 96; the 3
     // leftover units go to farm (.92), then tie-a and tie-b (equal .615, by
     // account_id), not tie-c, although tie-c owns the first device by device_id.
-    let a = keyed(&out.join("allocations.csv"));
-    let units: BTreeMap<&str, &str> = a
-        .iter()
-        .map(|(k, v)| (k.as_str(), v["token_units"].as_str()))
-        .collect();
     assert_eq!(
-        units,
-        BTreeMap::from([
+        column(&out.join("allocations.csv"), "token_units"),
+        pairs(&[
             ("acct-a", "15"),
             ("disputer", "0"),
             ("farm", "61"),

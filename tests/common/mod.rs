@@ -111,6 +111,22 @@ pub fn keyed(path: &Path) -> BTreeMap<String, BTreeMap<String, String>> {
         .collect()
 }
 
+/// One column of a CSV output, keyed by the first column, as `(key, value)` pairs.
+pub fn column(path: &Path, name: &str) -> Vec<(String, String)> {
+    keyed(path)
+        .into_iter()
+        .map(|(k, row)| (k, row[name].clone()))
+        .collect()
+}
+
+/// `expected` as owned pairs, to compare with [`column`].
+pub fn pairs(expected: &[(&str, &str)]) -> Vec<(String, String)> {
+    expected
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect()
+}
+
 pub fn copy_dir(from: &Path, to: &Path) {
     fs::create_dir_all(to).unwrap();
     for e in fs::read_dir(from).unwrap() {
