@@ -186,7 +186,7 @@ pub fn parquet_copy(from: &Path, to: &Path) {
     copy_dir(from, to);
     for e in fs::read_dir(from).unwrap() {
         let p = e.unwrap().path();
-        if !p.extension().is_some_and(|x| x == "csv") {
+        if p.extension().is_none_or(|x| x != "csv") {
             continue;
         }
         let stem = p.file_stem().unwrap().to_string_lossy().into_owned();
