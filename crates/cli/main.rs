@@ -106,6 +106,7 @@ fn main() -> ExitCode {
                 epoch: &loaded.epoch,
                 rules: &loaded.rules,
                 rules_file: &loaded.rules_file,
+                rules_text: &loaded.rules_text,
                 settlement: &settlement,
                 rejected: &loaded.rejected,
                 counts: &loaded.counts,

@@ -48,6 +48,8 @@ pub struct LoadedEpoch {
     pub epoch: Epoch,
     pub rules: Rules,
     pub rules_file: InputFile,
+    /// The rules file's text, byte for byte, for the reports to publish.
+    pub rules_text: String,
     pub total_slots: u64,
     pub registry: BTreeMap<String, Device>,
     pub measurements: BTreeMap<String, Measurement>,
@@ -80,7 +82,10 @@ pub const DEFAULT_RULES_DIR: &str = "rules";
 
 /// Loads the rules file an epoch names (or `opts.rules_file`), validated. A published
 /// version missing from the default `rules/` directory is taken from the binary.
-pub fn load_rules(epoch_rules: &str, opts: &Options) -> Result<(Rules, InputFile), IngestError> {
+pub fn load_rules(
+    epoch_rules: &str,
+    opts: &Options,
+) -> Result<(Rules, InputFile, String), IngestError> {
     let (path, named) = match &opts.rules_file {
         Some(p) => (p.clone(), false),
         None => (opts.rules_dir.join(format!("{epoch_rules}.toml")), true),
@@ -127,6 +132,7 @@ pub fn load_rules(epoch_rules: &str, opts: &Options) -> Result<(Rules, InputFile
             sha256,
             rows: None,
         },
+        text,
     ))
 }
 
@@ -143,7 +149,7 @@ fn required(dir: &Path, stem: &str) -> Result<table::Source, IngestError> {
 pub fn load(dir: &Path, opts: &Options) -> Result<LoadedEpoch, IngestError> {
     let (epoch_text, epoch_sha) = read_text(&dir.join("epoch.toml"), "epoch.toml")?;
     let epoch = Epoch::parse("epoch.toml", &epoch_text)?;
-    let (rules, rules_file) = load_rules(&epoch.rules, opts)?;
+    let (rules, rules_file, rules_text) = load_rules(&epoch.rules, opts)?;
     let total_slots = epoch
         .total_slots(&rules)
         .map_err(|m| IngestError::file("epoch.toml", m))?;
@@ -448,6 +454,7 @@ pub fn load(dir: &Path, opts: &Options) -> Result<LoadedEpoch, IngestError> {
         epoch,
         rules,
         rules_file,
+        rules_text,
         total_slots,
         registry,
         measurements,

@@ -52,6 +52,7 @@ pub fn render_all(
         ("devices.csv".to_string(), render::devices(run)),
         ("exclusions.csv".to_string(), render::exclusions(run)),
         ("rejected_rows.csv".to_string(), render::rejected_rows(run)),
+        ("rules.toml".to_string(), run.rules_text.as_bytes().to_vec()),
         ("summary.json".to_string(), render::summary(run)),
     ];
     if emit_measurements {

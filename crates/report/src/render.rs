@@ -16,6 +16,9 @@ pub struct Run<'a> {
     pub epoch: &'a Epoch,
     pub rules: &'a Rules,
     pub rules_file: &'a InputFile,
+    /// The rules file, byte for byte: published as `rules.toml` so that the reports
+    /// carry the thresholds they were judged by.
+    pub rules_text: &'a str,
     pub settlement: &'a Settlement,
     pub rejected: &'a [RejectedRow],
     pub counts: &'a [TableCounts],
