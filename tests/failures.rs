@@ -272,3 +272,37 @@ fn published_rules_work_from_any_directory() {
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("no such rules file"));
 }
+
+#[test]
+fn an_edited_published_rules_version_is_refused() {
+    // rules/SHA256SUMS records every published version; one value changed under the
+    // same version name is a different rule set claiming a published name.
+    let tmp = tempfile::tempdir().unwrap();
+    let edited = tmp.path().join("v1.toml");
+    let text = fs::read_to_string(std::path::Path::new(ROOT).join("rules/v1.toml")).unwrap();
+    fs::write(
+        &edited,
+        text.replace("min_uptime = \"0.10\"", "min_uptime = \"0.05\""),
+    )
+    .unwrap();
+    let out = tmp.path().join("out");
+    let e = epoch_dir("boundaries");
+    let o = tally(
+        &[
+            "run",
+            e.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--rules",
+            edited.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("published versions are immutable"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!out.exists());
+}

@@ -7,17 +7,32 @@ use std::path::Path;
 
 use crate::common::*;
 
-/// (fixture, extra flags). oracle-f1 and oracle-f3 are full of deliberately bad
-/// rows, more than v1's max_rejected_ratio allows; they run with a test copy of v1
-/// that differs only in that limit.
-const CASES: [(&str, &[&str]); 7] = [
-    ("boundaries", &[]),
-    ("disputes", &[]),
-    ("oracle-f1", &["--rules", "tests/rules/v1-lenient.toml"]),
-    ("oracle-f2", &[]),
-    ("oracle-f3", &["--rules", "tests/rules/v1-lenient.toml"]),
-    ("oracle-f4", &[]),
-    ("sample", &[]),
+/// (expected answers in `tests/expected/`, epoch in `tests/epochs/`, extra flags).
+/// oracle-f1 and oracle-f3 are full of deliberately bad rows, more than v1's
+/// max_rejected_ratio allows; they run with a test copy of v1 that differs only in
+/// that limit. `-v2` cases run an epoch under the published rules v2 (SPEC 8).
+const V2: &[&str] = &["--rules", "rules/v2.toml"];
+const CASES: [(&str, &str, &[&str]); 12] = [
+    ("boundaries", "boundaries", &[]),
+    ("disputes", "disputes", &[]),
+    ("disputes-v2", "disputes", V2),
+    (
+        "oracle-f1",
+        "oracle-f1",
+        &["--rules", "tests/rules/v1-lenient.toml"],
+    ),
+    ("oracle-f2", "oracle-f2", &[]),
+    (
+        "oracle-f3",
+        "oracle-f3",
+        &["--rules", "tests/rules/v1-lenient.toml"],
+    ),
+    ("oracle-f4", "oracle-f4", &[]),
+    ("oracle-v2-epochA", "oracle-v2-epochA", &[]),
+    ("oracle-v2-epochB", "oracle-v2-epochB", &[]),
+    ("oracle-v2-epochB-v2", "oracle-v2-epochB", V2),
+    ("sample", "sample", &[]),
+    ("sample-v2", "sample", V2),
 ];
 
 pub fn assert_agrees(tally_out: &Path, expected: &Path, name: &str) {
@@ -51,9 +66,9 @@ pub fn assert_agrees(tally_out: &Path, expected: &Path, name: &str) {
 
 #[test]
 fn agrees_with_the_oracle_on_every_fixture() {
-    for (name, flags) in CASES {
+    for (name, epoch, flags) in CASES {
         let tmp = tempfile::tempdir().unwrap();
-        let out = run_ok(&epoch_dir(name), tmp.path(), "out", flags, &[]);
+        let out = run_ok(&epoch_dir(epoch), tmp.path(), "out", flags, &[]);
         assert_agrees(
             &out,
             &Path::new(ROOT).join("tests/expected").join(name),

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Cross-checks tally against the independent Python oracle on any epoch:
-#   tests/oracle/check.sh EPOCH_DIR [extra tally run flags, e.g. --rules FILE]
+#   [ORACLE_FLAGS="--rules-version v2"] tests/oracle/check.sh EPOCH_DIR [extra tally run flags, e.g. --rules rules/v2.toml]
 # Compares every device's online_slots, points, eligible, reasons and every account's
 # points and token_units. Needs python3 (standard library only) and a built tally.
 set -euo pipefail
@@ -11,5 +11,5 @@ trap 'rm -rf "$work"' EXIT
 tally=${TALLY:-target/release/tally}
 [ -x "$tally" ] || tally=target/debug/tally
 "$tally" run "$epoch" --out "$work/tally" "$@"
-python3 tests/oracle/oracle.py "$epoch" "$work/oracle"
+python3 tests/oracle/oracle.py "$epoch" "$work/oracle" ${ORACLE_FLAGS:-}
 python3 tests/oracle/compare.py "$work/tally" "$work/oracle"

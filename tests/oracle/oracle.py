@@ -1,11 +1,15 @@
 #!/usr/bin/env python3
-"""Independent reference implementation ("oracle") of the tally SPEC, rules v1.
+"""Independent reference implementation ("oracle") of the tally SPEC,
+rules v1 and v2.
 
-Written from /work/shared/SPEC.md (sections 1-4 and 7) only, to cross-check
+Written from /work/shared/SPEC.md (sections 1-4, 7 and 8) only, to cross-check
 the engine.  Standard library only; every number that reaches points or
 tokens is an int or a fractions.Fraction, never a float.
 
-Usage:  python3 tests/oracle/oracle.py EPOCH_DIR OUT_DIR
+Usage:  python3 tests/oracle/oracle.py EPOCH_DIR OUT_DIR [--rules-version v1|v2]
+
+The rules version is epoch.toml's `rules` field ("v1" or "v2"), unless
+--rules-version is given, which takes precedence.
 
 Writes OUT_DIR/oracle_devices.csv and OUT_DIR/oracle_accounts.csv.
 Errors that make the whole run impossible (bad registry, bad epoch.toml,
@@ -14,6 +18,7 @@ Rejected rows of event tables are simply left out (max_rejected_ratio is
 deliberately not enforced).
 """
 
+import argparse
 import csv
 import datetime
 import ipaddress
@@ -24,17 +29,32 @@ import tomllib
 from fractions import Fraction
 
 # ---------------------------------------------------------------------------
-# Rules v1 (SPEC 3.1), hard-coded.
+# Rules v1 (SPEC 3.1) and v2 (SPEC 8), hard-coded.
 # ---------------------------------------------------------------------------
 
 F = Fraction
 
-SLOT_SECONDS = 300
-MIN_UPTIME = F("0.10")
-MIN_SPEEDTESTS = 2
-MAX_PERF_RATIO = F("1.15")
-MIN_PERF_RATIO = F("0.50")
-MAX_DEVICES_PER_IP = 8
+SLOT_SECONDS = 300  # the same in v1 and v2
+MIN_UPTIME = F("0.10")  # the same in v1 and v2
+MAX_PERF_RATIO = F("1.15")  # the same in v1 and v2
+MIN_PERF_RATIO = F("0.50")  # the same in v1 and v2
+
+# The parameters that differ between versions.  min_streak_slots = 0 and
+# rentals_require_online = False switch those v2 features off (v1).
+RULES = {
+    "v1": {
+        "min_speedtests": 2,
+        "max_devices_per_ip": 8,
+        "min_streak_slots": 0,
+        "rentals_require_online": False,
+    },
+    "v2": {
+        "min_speedtests": 3,
+        "max_devices_per_ip": 4,
+        "min_streak_slots": 60,
+        "rentals_require_online": True,
+    },
+}
 
 # name: (base, tflops, rental)
 MODELS = {
@@ -244,8 +264,8 @@ def read_epoch(epoch_dir):
             raise Fatal("epoch.toml: missing %s" % k)
     if not isinstance(t["id"], str) or EPOCH_ID_RE.fullmatch(t["id"]) is None:
         raise Fatal("epoch.toml: bad id")
-    if t["rules"] != "v1":
-        raise Fatal("the oracle implements rules v1 only, got %r" % (t["rules"],))
+    if not isinstance(t["rules"], str):
+        raise Fatal("epoch.toml: rules must be a string")
     dec = t["decimals"]
     if type(dec) is not int or not 0 <= dec <= 18:
         raise Fatal("epoch.toml: bad decimals")
@@ -266,7 +286,7 @@ def read_epoch(epoch_dir):
     pool_units = int(pool_units)
     if pool_units <= 0:
         raise Fatal("epoch.toml: pool must be > 0")
-    return start, end, pool_units
+    return start, end, pool_units, t["rules"]
 
 
 # ---------------------------------------------------------------------------
@@ -301,13 +321,66 @@ def union_seconds(intervals):
     return total
 
 
+def merge(intervals):
+    """The union of half-open integer intervals [a, b) as a sorted list of
+    disjoint, non-adjacent intervals."""
+    out = []
+    for a, b in sorted(intervals):
+        if a >= b:
+            continue
+        if out and a <= out[-1][1]:
+            if b > out[-1][1]:
+                out[-1][1] = b
+        else:
+            out.append([a, b])
+    return [(a, b) for a, b in out]
+
+
+def intersection_seconds(xs, ys):
+    """|union(xs) ∩ union(ys)| for half-open integer intervals."""
+    xs, ys = merge(xs), merge(ys)
+    total = 0
+    i = j = 0
+    while i < len(xs) and j < len(ys):
+        a = max(xs[i][0], ys[j][0])
+        b = min(xs[i][1], ys[j][1])
+        if a < b:
+            total += b - a
+        if xs[i][1] < ys[j][1]:
+            i += 1
+        else:
+            j += 1
+    return total
+
+
+def slot_runs(slot_set):
+    """Maximal runs of consecutive slot numbers, as (first, last) pairs."""
+    runs = []
+    for k in sorted(slot_set):
+        if runs and k == runs[-1][1] + 1:
+            runs[-1][1] = k
+        else:
+            runs.append([k, k])
+    return [(a, b) for a, b in runs]
+
+
 # ---------------------------------------------------------------------------
 # Main computation
 # ---------------------------------------------------------------------------
 
 
-def run(epoch_dir):
-    start, end, pool_units = read_epoch(epoch_dir)
+def run(epoch_dir, rules_version=None):
+    start, end, pool_units, epoch_rules = read_epoch(epoch_dir)
+    if rules_version is None:
+        rules_version = epoch_rules
+    if rules_version not in RULES:
+        raise Fatal("unknown rules version %r (the oracle knows %s)"
+                    % (rules_version, ", ".join(sorted(RULES))))
+    rules = RULES[rules_version]
+    MIN_SPEEDTESTS = rules["min_speedtests"]
+    MAX_DEVICES_PER_IP = rules["max_devices_per_ip"]
+    MIN_STREAK_SLOTS = rules["min_streak_slots"]
+    RENTALS_REQUIRE_ONLINE = rules["rentals_require_online"]
     total_slots = (end - start) // SLOT_SECONDS
 
     # --- registry: any problem is fatal
@@ -440,6 +513,8 @@ def run(epoch_dir):
         base, ref_tflops, rental_rate = model if model else (F(0), F(0), F(0))
 
         online = len(slots[dev_id])
+        runs = slot_runs(slots[dev_id])
+        longest_streak = max((b - a + 1 for a, b in runs), default=0)
 
         tests = st_by[dev_id]
         multiplier = F(0)
@@ -462,7 +537,14 @@ def run(epoch_dir):
             perf_ratio = q6(median([b[2] for b in bench]) / ref_tflops)
         perf_factor = min(perf_ratio, F(1)) if perf_ratio is not None else F(1)
 
-        rental_seconds = union_seconds(rent_by[dev_id])
+        if RENTALS_REQUIRE_ONLINE:
+            # SPEC 8: a rented second counts only inside an online slot k,
+            # which covers [start + k*300, start + (k+1)*300).
+            online_iv = [(start + a * SLOT_SECONDS, start + (b + 1) * SLOT_SECONDS)
+                         for a, b in runs]
+            rental_seconds = intersection_seconds(rent_by[dev_id], online_iv)
+        else:
+            rental_seconds = union_seconds(rent_by[dev_id])
         if union_seconds(self_by[dev_id]) > 0:
             notes.add("SELF_RENTAL")
 
@@ -486,6 +568,8 @@ def run(epoch_dir):
             reasons.add("SUSPECTED_VIRTUAL_GPU")
         if online < MIN_UPTIME * total_slots:
             reasons.add("LOW_UPTIME")
+        if MIN_STREAK_SLOTS > 0 and longest_streak < MIN_STREAK_SLOTS:
+            reasons.add("SHORT_STREAK")
 
         eligible = not reasons
         codes = reasons | notes
@@ -532,12 +616,17 @@ def run(epoch_dir):
 
 
 def main(argv):
-    if len(argv) != 3:
-        print("usage: oracle.py EPOCH_DIR OUT_DIR", file=sys.stderr)
-        return 64
-    epoch_dir, out_dir = argv[1], argv[2]
+    ap = argparse.ArgumentParser(
+        prog="oracle.py",
+        description="Independent reference implementation of the tally SPEC.")
+    ap.add_argument("epoch_dir", metavar="EPOCH_DIR")
+    ap.add_argument("out_dir", metavar="OUT_DIR")
+    ap.add_argument("--rules-version", choices=sorted(RULES), default=None,
+                    help="rules version to apply (default: epoch.toml's `rules`)")
+    args = ap.parse_args(argv[1:])  # bad usage: exit status 2
+    epoch_dir, out_dir = args.epoch_dir, args.out_dir
     try:
-        results, acct_points, units = run(epoch_dir)
+        results, acct_points, units = run(epoch_dir, args.rules_version)
     except (Fatal, OSError, UnicodeDecodeError, csv.Error, tomllib.TOMLDecodeError) as e:
         print("oracle: error: %s" % e, file=sys.stderr)
         return 2

@@ -50,6 +50,9 @@ pub struct Measurement {
     /// epoch; and in the union of rentals by the device's own account.
     pub rental_seconds: u64,
     pub self_rental_seconds: u64,
+    /// Seconds of `rental_seconds` that fall inside the device's online slots (SPEC 8,
+    /// used when the rules require rentals to be online).
+    pub rental_online_seconds: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

@@ -16,8 +16,14 @@ use toml::Spanned;
 use crate::limits::*;
 use crate::value::{is_identifier, parse_plain_decimal};
 
+/// SPEC 8: a device whose longest run of consecutive online slots is shorter than
+/// `min_streak_slots` is excluded (`SHORT_STREAK`). Needs `min_streak_slots`.
+pub const FEATURE_MIN_STREAK: &str = "min_streak";
+/// SPEC 8: a rented second counts only inside one of the device's online slots.
+pub const FEATURE_RENTALS_REQUIRE_ONLINE: &str = "rentals_require_online";
+
 /// Features a rules version may switch on. An unknown one is an error, never a no-op.
-pub const KNOWN_FEATURES: &[&str] = &[];
+pub const KNOWN_FEATURES: &[&str] = &[FEATURE_MIN_STREAK, FEATURE_RENTALS_REQUIRE_ONLINE];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ModelRule {
@@ -52,6 +58,10 @@ pub struct Rules {
     pub max_devices_per_ip: u64,
     pub max_rejected_ratio: Decimal,
     pub points_decimals: u32,
+    /// `min_streak` feature: the shortest acceptable longest run of online slots.
+    pub min_streak_slots: Option<u64>,
+    /// `rentals_require_online` feature.
+    pub rentals_require_online: bool,
     /// By model name.
     pub models: BTreeMap<String, ModelRule>,
     /// Best first: strictly decreasing multipliers, never less demanding conditions.
@@ -80,6 +90,7 @@ struct RawRules {
     max_devices_per_ip: Spanned<i64>,
     max_rejected_ratio: Spanned<String>,
     points_decimals: Spanned<i64>,
+    min_streak_slots: Option<Spanned<i64>>,
     models: Spanned<Vec<RawModel>>,
     bandwidth_tiers: Spanned<Vec<RawTier>>,
 }
@@ -273,6 +284,24 @@ impl Rules {
             0..MAX_POINTS_DECIMALS as i64 + 1,
         )? as u32;
 
+        let min_streak_slots = match (&raw.min_streak_slots, features.iter().any(|f| f == FEATURE_MIN_STREAK)) {
+            (Some(v), true) => Some(loc.int(v, "min_streak_slots", 1..1_000_001)? as u64),
+            (None, false) => None,
+            (Some(v), false) => {
+                return Err(loc.err(
+                    v.span(),
+                    format!("min_streak_slots: only allowed with the feature \"{FEATURE_MIN_STREAK}\" in features"),
+                ))
+            }
+            (None, true) => {
+                return Err(loc.err(
+                    raw.features.span(),
+                    format!("features: \"{FEATURE_MIN_STREAK}\" needs the parameter min_streak_slots"),
+                ))
+            }
+        };
+        let rentals_require_online = features.iter().any(|f| f == FEATURE_RENTALS_REQUIRE_ONLINE);
+
         let mut models = BTreeMap::new();
         if raw.models.get_ref().len() > MAX_MODELS {
             return Err(loc.err(raw.models.span(), format!("models: at most {MAX_MODELS}")));
@@ -414,6 +443,8 @@ impl Rules {
             max_devices_per_ip,
             max_rejected_ratio,
             points_decimals,
+            min_streak_slots,
+            rentals_require_online,
             models,
             tiers,
         })
@@ -436,6 +467,25 @@ mod tests {
     use super::*;
 
     const V1: &str = include_str!("../../../rules/v1.toml");
+    const V2: &str = include_str!("../../../rules/v2.toml");
+
+    #[test]
+    fn v2_is_v1_with_the_spec_8_changes() {
+        let v1 = Rules::parse("v1.toml", V1).unwrap();
+        let v2 = Rules::parse("v2.toml", V2).unwrap();
+        assert_eq!(v1.min_streak_slots, None);
+        assert!(!v1.rentals_require_online);
+        let expected = Rules {
+            version: "v2".into(),
+            features: vec!["min_streak".into(), "rentals_require_online".into()],
+            max_devices_per_ip: 4,
+            min_speedtests: 3,
+            min_streak_slots: Some(60),
+            rentals_require_online: true,
+            ..v1
+        };
+        assert_eq!(v2, expected);
+    }
 
     fn err(text: &str) -> String {
         Rules::parse("r.toml", text).unwrap_err().to_string()
@@ -511,6 +561,13 @@ mod tests {
         assert!(e.contains("listed twice"), "{e}");
         let e = err(&V1.replace("features = []", "features = [\"bonus\"]"));
         assert!(e.contains("unknown feature \"bonus\""), "{e}");
+        let e = err(&V1.replace("features = []", "features = [\"min_streak\"]"));
+        assert!(e.contains("needs the parameter min_streak_slots"), "{e}");
+        let e = err(&V1.replace(
+            "points_decimals = 6",
+            "points_decimals = 6\nmin_streak_slots = 60",
+        ));
+        assert!(e.contains("only allowed with the feature"), "{e}");
         let e = err(&V1.replace("min_download_mbps = \"100\"", "min_download_mbps = \"600\""));
         assert!(e.contains("overlap"), "{e}");
     }

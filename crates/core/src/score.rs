@@ -39,10 +39,12 @@ pub enum Reason {
     ImpossibleBenchmark,
     SuspectedVirtualGpu,
     LowUptime,
+    /// SPEC 8, feature `min_streak`.
+    ShortStreak,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 10] = [
+    pub const ALL: [Reason; 11] = [
         Reason::RegisteredAfterEpoch,
         Reason::UnknownGpuModel,
         Reason::DuplicateHardware,
@@ -53,7 +55,15 @@ impl Reason {
         Reason::ImpossibleBenchmark,
         Reason::SuspectedVirtualGpu,
         Reason::LowUptime,
+        Reason::ShortStreak,
     ];
+
+    /// The reasons a rules version can give: `SHORT_STREAK` only with its feature.
+    pub fn in_force(rules: &Rules) -> impl Iterator<Item = Reason> + '_ {
+        Self::ALL
+            .into_iter()
+            .filter(|r| *r != Reason::ShortStreak || rules.min_streak_slots.is_some())
+    }
 
     pub fn code(self) -> &'static str {
         match self {
@@ -67,6 +77,7 @@ impl Reason {
             Reason::ImpossibleBenchmark => "IMPOSSIBLE_BENCHMARK",
             Reason::SuspectedVirtualGpu => "SUSPECTED_VIRTUAL_GPU",
             Reason::LowUptime => "LOW_UPTIME",
+            Reason::ShortStreak => "SHORT_STREAK",
         }
     }
 }
@@ -126,6 +137,9 @@ pub struct DeviceScore {
     pub perf_ratio: Option<Decimal>,
     /// `min(perf_ratio, 1)`, or 1 without `perf_ratio`.
     pub perf_factor: Decimal,
+    /// Rented seconds that earn points: the union of rentals by other accounts, or
+    /// (`rentals_require_online`) its part inside online slots.
+    pub rental_seconds: u64,
     /// Automatic exclusions, in SPEC order.
     pub exclusions: Vec<Exclusion>,
     pub notes: Vec<Note>,
@@ -476,6 +490,19 @@ fn score_device(
         );
     }
 
+    // SHORT_STREAK (SPEC 8)
+    if let Some(min) = rules.min_streak_slots {
+        if m.longest_streak_slots < min {
+            exclude(
+                Reason::ShortStreak,
+                format!(
+                    "longest run of consecutive online slots is {}, shorter than min_streak_slots {min}",
+                    m.longest_streak_slots
+                ),
+            );
+        }
+    }
+
     // SPEC 3.2.2: bandwidth tier on the medians.
     let (tier, bandwidth_multiplier) = if m.speedtests < rules.min_speedtests {
         notes.push(Note::InsufficientSpeedtests);
@@ -510,6 +537,13 @@ fn score_device(
         None => exclusions.is_empty(),
     };
 
+    // SPEC 3.2.4 / SPEC 8: the rented seconds that earn.
+    let rental_seconds = if rules.rentals_require_online {
+        m.rental_online_seconds
+    } else {
+        m.rental_seconds
+    };
+
     // SPEC 3.2.6: points.
     let pd = rules.points_decimals;
     let (uptime_points, rental_points) = if eligible {
@@ -524,7 +558,7 @@ fn score_device(
             ),
             product_rounded(
                 &[rental],
-                &[m.rental_seconds, u64::from(d.gpu_count)],
+                &[rental_seconds, u64::from(d.gpu_count)],
                 3600,
                 pd,
             ),
@@ -544,6 +578,7 @@ fn score_device(
         bandwidth_multiplier,
         perf_ratio,
         perf_factor,
+        rental_seconds,
         exclusions,
         notes,
         decision: decision.cloned(),

@@ -122,6 +122,8 @@ pub fn aggregate(
     rt: Rentals,
 ) -> PResult<(Vec<Measurement>, Ignored)> {
     let mut out = vec![Measurement::default(); registry.len()];
+    // Each device's online slots as runs of absolute time, for SPEC 8's rentals ∩ online.
+    let mut online: Vec<Vec<(i64, i64)>> = vec![Vec::new(); registry.len()];
     let mut ignored = Ignored::default();
     let reg = DataFrame::new_infer_height(vec![
         u32s("dev", (0..registry.len() as u32).collect()),
@@ -188,6 +190,7 @@ pub fn aggregate(
         m.heartbeats = n;
         m.online_slots = slots.len() as u64;
         m.longest_streak_slots = longest_run(&slots);
+        online[d as usize] = slot_runs(&slots, w);
     }
 
     // SPEC 3.2.2: speedtest medians.
@@ -331,37 +334,72 @@ pub fn aggregate(
         while j < devs.len() && devs[j] == devs[i] && own[j] == own[i] {
             j += 1;
         }
-        let seconds = union_seconds(&starts[i..j], &ends[i..j]);
+        let union = union_intervals(&starts[i..j], &ends[i..j]);
+        let seconds = union.iter().map(|(s, e)| (e - s) as u64).sum();
         let m = &mut out[devs[i] as usize];
         if own[i] {
             m.self_rental_seconds = seconds;
         } else {
             m.rental_seconds = seconds;
+            m.rental_online_seconds = intersection_seconds(&union, &online[devs[i] as usize]);
         }
         i = j;
     }
     Ok((out, ignored))
 }
 
+/// The union of intervals `[start, end)` sorted by start, as disjoint sorted intervals.
+pub fn union_intervals(starts: &[i64], ends: &[i64]) -> Vec<(i64, i64)> {
+    debug_assert!(starts.windows(2).all(|w| w[0] <= w[1]));
+    let mut out: Vec<(i64, i64)> = Vec::new();
+    for (&s, &e) in starts.iter().zip(ends) {
+        match out.last_mut() {
+            Some(last) if s <= last.1 => last.1 = last.1.max(e),
+            _ => out.push((s, e)),
+        }
+    }
+    out
+}
+
 /// Length of the union of intervals `[start, end)` sorted by start.
 pub fn union_seconds(starts: &[i64], ends: &[i64]) -> u64 {
-    debug_assert!(starts.windows(2).all(|w| w[0] <= w[1]));
-    let mut total = 0i64;
-    let mut current: Option<(i64, i64)> = None;
-    for (&s, &e) in starts.iter().zip(ends) {
-        current = match current {
-            Some((cs, ce)) if s <= ce => Some((cs, ce.max(e))),
-            Some((cs, ce)) => {
-                total += ce - cs;
-                Some((s, e))
-            }
-            None => Some((s, e)),
-        };
+    union_intervals(starts, ends)
+        .iter()
+        .map(|(s, e)| (e - s) as u64)
+        .sum()
+}
+
+/// Sorted distinct slot numbers as disjoint `[start, end)` runs of absolute time.
+pub fn slot_runs(slots: &[i64], w: Window) -> Vec<(i64, i64)> {
+    let mut runs: Vec<(i64, i64)> = Vec::new();
+    for &k in slots {
+        let (s, e) = (
+            w.start + k * w.slot_seconds,
+            w.start + (k + 1) * w.slot_seconds,
+        );
+        match runs.last_mut() {
+            Some(last) if last.1 == s => last.1 = e,
+            _ => runs.push((s, e)),
+        }
     }
-    if let Some((cs, ce)) = current {
-        total += ce - cs;
+    runs
+}
+
+/// Length of the intersection of two lists of disjoint sorted intervals.
+pub fn intersection_seconds(a: &[(i64, i64)], b: &[(i64, i64)]) -> u64 {
+    let (mut i, mut j, mut total) = (0, 0, 0u64);
+    while i < a.len() && j < b.len() {
+        let (s, e) = (a[i].0.max(b[j].0), a[i].1.min(b[j].1));
+        if s < e {
+            total += (e - s) as u64;
+        }
+        if a[i].1 < b[j].1 {
+            i += 1;
+        } else {
+            j += 1;
+        }
     }
-    total as u64
+    total
 }
 
 /// Longest run of consecutive numbers in a sorted, distinct list.
@@ -388,6 +426,23 @@ mod tests {
         assert_eq!(union_seconds(&[0, 5, 20], &[10, 15, 30]), 25);
         assert_eq!(union_seconds(&[0, 10], &[10, 20]), 20);
         assert_eq!(union_seconds(&[0, 1], &[100, 2]), 100);
+    }
+
+    #[test]
+    fn rentals_inside_online_slots() {
+        let w = Window {
+            start: 1000,
+            end: 4000,
+            slot_seconds: 300,
+        };
+        // Slots 0, 1 and 3: [1000, 1600) and [1900, 2200).
+        let runs = slot_runs(&[0, 1, 3], w);
+        assert_eq!(runs, [(1000, 1600), (1900, 2200)]);
+        // A rental [1500, 2000) meets 100 s of the first run and 100 s of the second.
+        assert_eq!(intersection_seconds(&[(1500, 2000)], &runs), 200);
+        assert_eq!(intersection_seconds(&[(0, 5000)], &runs), 900);
+        assert_eq!(intersection_seconds(&[(1600, 1900)], &runs), 0);
+        assert_eq!(intersection_seconds(&[], &runs), 0);
     }
 
     #[test]

@@ -75,7 +75,55 @@ fn read_text(path: &Path, name: &str) -> Result<(String, String), IngestError> {
 /// The published rules versions, as shipped in `rules/`, built into the binary so
 /// that `tally run` works from any directory. Byte for byte the files, so their
 /// hashes in a manifest are the same.
-pub const PUBLISHED_RULES: &[(&str, &str)] = &[("v1", include_str!("../../../rules/v1.toml"))];
+pub const PUBLISHED_RULES: &[(&str, &str)] = &[
+    ("v1", include_str!("../../../rules/v1.toml")),
+    ("v2", include_str!("../../../rules/v2.toml")),
+];
+
+/// `rules/SHA256SUMS`: the SHA-256 of every published version (`sha256sum -c` checks
+/// it). Published versions are immutable: a rules file that claims one of these
+/// versions with another hash is refused.
+pub const PUBLISHED_SUMS: &str = include_str!("../../../rules/SHA256SUMS");
+
+/// The published hash of a version, from [`PUBLISHED_SUMS`].
+pub fn published_sha256(version: &str) -> Option<&'static str> {
+    PUBLISHED_SUMS.lines().find_map(|line| {
+        let (hash, file) = line.split_once("  ")?;
+        (file.strip_suffix(".toml")? == version).then_some(hash)
+    })
+}
+
+/// What `tally rules check` says of a rules file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Publication {
+    /// Its version is published with this very hash.
+    Matches,
+    /// Its version is published with another hash (the published one).
+    Differs(&'static str),
+    /// Its version is not published.
+    NotPublished,
+}
+
+/// Where a rules text stands against the published versions.
+pub fn publication(rules: &Rules, sha256: &str) -> Publication {
+    match published_sha256(&rules.version) {
+        Some(h) if h == sha256 => Publication::Matches,
+        Some(h) => Publication::Differs(h),
+        None => Publication::NotPublished,
+    }
+}
+
+/// `tally rules check FILE`: parses and validates a rules file, and says whether it
+/// matches its published hash.
+pub fn check_rules_file(path: &Path) -> Result<(Rules, String, Publication), IngestError> {
+    let name = path
+        .file_name()
+        .map_or_else(|| "rules".to_string(), |n| n.to_string_lossy().into_owned());
+    let (text, sha256) = read_text(path, &name)?;
+    let rules = Rules::parse(&name, &text)?;
+    let p = publication(&rules, &sha256);
+    Ok((rules, sha256, p))
+}
 
 /// The default rules directory, relative to the working directory.
 pub const DEFAULT_RULES_DIR: &str = "rules";
@@ -116,6 +164,16 @@ pub fn load_rules(
         _ => read_text(&path, &name)?,
     };
     let rules = Rules::parse(&name, &text)?;
+    if let Publication::Differs(published) = publication(&rules, &sha256) {
+        return Err(IngestError::Rules {
+            path,
+            message: format!(
+                "claims the published version {:?}, but its SHA-256 is {sha256} and the published one is \
+                 {published}; published versions are immutable: give changed rules a new version",
+                rules.version
+            ),
+        });
+    }
     if named && rules.version != epoch_rules {
         return Err(IngestError::Rules {
             path,
@@ -134,6 +192,29 @@ pub fn load_rules(
         },
         text,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn built_in_rules_are_the_published_ones() {
+        use sha2::Digest;
+        assert_eq!(PUBLISHED_SUMS.lines().count(), PUBLISHED_RULES.len());
+        for (version, text) in PUBLISHED_RULES {
+            let sha = hex(&sha2::Sha256::digest(text.as_bytes()));
+            assert_eq!(published_sha256(version), Some(sha.as_str()), "{version}");
+            let rules = Rules::parse("r.toml", text).unwrap();
+            assert_eq!(&rules.version, version);
+            assert_eq!(publication(&rules, &sha), Publication::Matches);
+            assert_eq!(
+                publication(&rules, "00"),
+                Publication::Differs(published_sha256(version).unwrap())
+            );
+        }
+        assert_eq!(published_sha256("v9"), None);
+    }
 }
 
 fn required(dir: &Path, stem: &str) -> Result<table::Source, IngestError> {

@@ -122,7 +122,7 @@ fn device_row(s: &DeviceScore, pd: u32) -> Vec<String> {
         s.perf_ratio
             .map(|r| fixed(r, RATIO_PLACES))
             .unwrap_or_default(),
-        m.rental_seconds.to_string(),
+        s.rental_seconds.to_string(),
         m.self_rental_seconds.to_string(),
         fixed(s.uptime_points, pd),
         fixed(s.rental_points, pd),
@@ -210,7 +210,7 @@ pub fn rejected_rows(run: &Run) -> Vec<u8> {
 
 /// The measurement table (`--emit-measurements`): the contract between aggregation
 /// and scoring, one row per registry device. Lists are joined by `;`.
-pub const MEASUREMENT_COLUMNS: [&str; 16] = [
+pub const MEASUREMENT_COLUMNS: [&str; 17] = [
     "device_id",
     "heartbeats",
     "online_slots",
@@ -227,6 +227,7 @@ pub const MEASUREMENT_COLUMNS: [&str; 16] = [
     "other_hardware_ids",
     "rental_seconds",
     "self_rental_seconds",
+    "rental_online_seconds",
 ];
 
 pub fn measurements(run: &Run) -> Vec<u8> {
@@ -248,6 +249,7 @@ pub fn measurements(run: &Run) -> Vec<u8> {
             m.other_hardware_ids.join(";"),
             m.rental_seconds.to_string(),
             m.self_rental_seconds.to_string(),
+            m.rental_online_seconds.to_string(),
         ]
     };
     csv_bytes(
@@ -332,7 +334,7 @@ pub fn summary(run: &Run) -> Vec<u8> {
     let pd = run.rules.points_decimals;
     let count = |f: &dyn Fn(&DeviceScore) -> bool| s.devices.iter().filter(|d| f(d)).count() as u64;
     let mut reasons: BTreeMap<&'static str, u64> =
-        Reason::ALL.iter().map(|r| (r.code(), 0)).collect();
+        Reason::in_force(run.rules).map(|r| (r.code(), 0)).collect();
     let mut notes: BTreeMap<&'static str, u64> = Note::ALL.iter().map(|n| (n.code(), 0)).collect();
     for d in &s.devices {
         for e in &d.exclusions {
@@ -353,7 +355,7 @@ pub fn summary(run: &Run) -> Vec<u8> {
         s.devices
             .iter()
             .filter(|d| !eligible_only || d.eligible)
-            .map(|d| d.measurement.rental_seconds)
+            .map(|d| d.rental_seconds)
             .sum()
     };
     let slot = run.rules.slot_seconds as u64;
