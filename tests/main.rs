@@ -1,5 +1,6 @@
 //! tally's integration tests: one binary (as ripgrep does), a module per concern.
 
+mod audit;
 mod boundaries;
 mod common;
 mod determinism;

@@ -1,12 +1,15 @@
 //! The `tally` command. Thin: it parses arguments and calls the library crates
-//! (ingest, then score, then report). Exit codes: 0 success; 1 the input data, the
-//! epoch or the rules are invalid; 2 the invocation is wrong (bad arguments, an
-//! existing output directory without --force); 3 the output could not be written.
+//! (ingest, then score, then report; audit for `explain` and `diff`). Exit codes:
+//! 0 success; 1 the input data, the epoch, the rules or the files of an output
+//! directory are invalid (or an unknown account); 2 the invocation is wrong (bad
+//! arguments, an existing output directory without --force); 3 the output could not
+//! be written.
 
-use std::path::PathBuf;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 
 #[derive(Parser)]
 #[command(
@@ -48,6 +51,41 @@ enum Command {
         #[arg(long)]
         threads: Option<usize>,
     },
+    /// Explain one account of a settled run in plain words: each device's measured values
+    /// against the rules, every reason with its evidence, the points formula with the
+    /// numbers filled in, and how the points became tokens. Reads only OUT_DIR.
+    Explain {
+        /// Output directory of `tally run`.
+        out_dir: PathBuf,
+        /// The account to explain.
+        account_id: String,
+        #[arg(long, value_enum, default_value_t = ExplainFormat::Text)]
+        format: ExplainFormat,
+    },
+    /// What changed from run A to run B, per account and device, largest token change
+    /// first, with the inputs of the points formula that changed. Reads only the two
+    /// output directories.
+    Diff {
+        /// Output directory of the earlier run.
+        out_a: PathBuf,
+        /// Output directory of the later run.
+        out_b: PathBuf,
+        /// `csv`: one row per account and per changed device, for publication.
+        #[arg(long, value_enum, default_value_t = DiffFormat::Text)]
+        format: DiffFormat,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ExplainFormat {
+    Text,
+    Json,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum DiffFormat {
+    Text,
+    Csv,
 }
 
 const DATA: u8 = 1;
@@ -59,9 +97,50 @@ fn fail(code: u8, message: impl std::fmt::Display) -> ExitCode {
     ExitCode::from(code)
 }
 
+/// Writes a report to stdout; a closed or full stdout is exit code 3.
+fn print(bytes: &[u8]) -> ExitCode {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(bytes).and_then(|()| out.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(OUTPUT, format!("cannot write to standard output: {e}")),
+    }
+}
+
+fn explain(out_dir: &Path, account_id: &str, format: ExplainFormat) -> ExitCode {
+    let explained = tally_audit::Published::load(out_dir)
+        .and_then(|p| tally_audit::explain::explain(&p, account_id));
+    match (explained, format) {
+        (Ok(e), ExplainFormat::Text) => print(e.to_text().as_bytes()),
+        (Ok(e), ExplainFormat::Json) => print(e.to_json().as_bytes()),
+        (Err(e), _) => fail(DATA, e),
+    }
+}
+
+fn diff(out_a: &Path, out_b: &Path, format: DiffFormat) -> ExitCode {
+    let compared = tally_audit::Published::load(out_a).and_then(|a| {
+        let b = tally_audit::Published::load(out_b)?;
+        tally_audit::diff::diff(&a, &b)
+    });
+    match (compared, format) {
+        (Ok(d), DiffFormat::Text) => print(d.to_text().as_bytes()),
+        (Ok(d), DiffFormat::Csv) => print(&d.to_csv()),
+        (Err(e), _) => fail(DATA, e),
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Explain {
+            out_dir,
+            account_id,
+            format,
+        } => explain(&out_dir, &account_id, format),
+        Command::Diff {
+            out_a,
+            out_b,
+            format,
+        } => diff(&out_a, &out_b, format),
         Command::Run {
             epoch_dir,
             out,
