@@ -8,3 +8,4 @@ mod disputes;
 mod failures;
 mod oracle;
 mod sample;
+mod verify;

@@ -11,6 +11,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+mod pipeline;
+mod verify;
+
 #[derive(Parser)]
 #[command(
     name = "tally",
@@ -62,6 +65,32 @@ enum Command {
         #[arg(long, value_enum, default_value_t = ExplainFormat::Text)]
         format: ExplainFormat,
     },
+    /// Re-run a published epoch and compare every file with its manifest: exit 0 only
+    /// if inputs, rules and every output match.
+    Verify {
+        /// Output directory of `tally run`.
+        out_dir: PathBuf,
+        /// The epoch directory the run read.
+        #[arg(long)]
+        input: PathBuf,
+        /// Directory of rules versions (published versions are also built in).
+        #[arg(long, default_value = tally_ingest::DEFAULT_RULES_DIR)]
+        rules_dir: PathBuf,
+    },
+    /// Rules files: validate one, or list the published versions.
+    #[command(subcommand)]
+    Rules(RulesCommand),
+    /// A campaign: the pool spread over several epochs. Checks that the epochs do not
+    /// overlap and that their pools add up to --total; prints each account's units
+    /// per epoch and in total (CSV).
+    Campaign {
+        /// Output directories of `tally run`, one per epoch.
+        #[arg(required = true)]
+        out_dirs: Vec<PathBuf>,
+        /// The campaign's whole pool, in tokens (e.g. 32000000).
+        #[arg(long)]
+        total: String,
+    },
     /// What changed from run A to run B, per account and device, largest token change
     /// first, with the inputs of the points formula that changed. Reads only the two
     /// output directories.
@@ -74,6 +103,14 @@ enum Command {
         #[arg(long, value_enum, default_value_t = DiffFormat::Text)]
         format: DiffFormat,
     },
+}
+
+#[derive(Subcommand)]
+enum RulesCommand {
+    /// Validate a rules file and say whether it matches its published version.
+    Check { file: PathBuf },
+    /// The published rules versions and their SHA-256 (rules/SHA256SUMS).
+    List,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -106,6 +143,84 @@ fn print(bytes: &[u8]) -> ExitCode {
     }
 }
 
+fn verify(out_dir: &Path, input: &Path, rules_dir: &Path) -> ExitCode {
+    let report = match verify::verify(out_dir, input, rules_dir) {
+        Ok(r) => r,
+        Err(e) => return fail(DATA, e.0),
+    };
+    for line in &report.checked {
+        println!("ok    {line}");
+    }
+    for line in &report.problems {
+        println!("FAIL  {line}");
+    }
+    if report.problems.is_empty() {
+        println!(
+            "verified: every input, the rules and every output match the manifest and a re-run"
+        );
+        ExitCode::SUCCESS
+    } else {
+        fail(
+            DATA,
+            format!(
+                "{} problem(s); the first: {}",
+                report.problems.len(),
+                report.problems[0]
+            ),
+        )
+    }
+}
+
+fn rules_check(file: &Path) -> ExitCode {
+    match tally_ingest::check_rules_file(file) {
+        Err(e) => fail(DATA, e),
+        Ok((rules, sha256, publication)) => {
+            println!("{}: valid rules, version {}", file.display(), rules.version);
+            println!(
+                "features: {}",
+                if rules.features.is_empty() {
+                    "none".into()
+                } else {
+                    rules.features.join(", ")
+                }
+            );
+            println!("sha256: {sha256}");
+            match publication {
+                tally_ingest::Publication::Matches => {
+                    println!("published: yes, {} with this exact hash", rules.version);
+                    ExitCode::SUCCESS
+                }
+                tally_ingest::Publication::NotPublished => {
+                    println!("published: no, {} is not a published version", rules.version);
+                    ExitCode::SUCCESS
+                }
+                tally_ingest::Publication::Differs(h) => fail(
+                    DATA,
+                    format!("{} is published with SHA-256 {h}; this file differs, so tally run refuses it", rules.version),
+                ),
+            }
+        }
+    }
+}
+
+fn rules_list() -> ExitCode {
+    let mut text = String::from("version sha256\n");
+    for (version, _) in tally_ingest::PUBLISHED_RULES {
+        let hash = tally_ingest::published_sha256(version).unwrap_or("?");
+        text.push_str(&format!("{version} {hash}\n"));
+    }
+    print(text.as_bytes())
+}
+
+fn campaign(out_dirs: &[PathBuf], total: &str) -> ExitCode {
+    use tally_audit::campaign;
+    let epochs: Result<Vec<_>, _> = out_dirs.iter().map(|d| campaign::read_epoch(d)).collect();
+    match epochs.and_then(|e| campaign::check(e, total)) {
+        Ok((epochs, _)) => print(&campaign::table(&epochs)),
+        Err(e) => fail(DATA, e),
+    }
+}
+
 fn explain(out_dir: &Path, account_id: &str, format: ExplainFormat) -> ExitCode {
     let explained = tally_audit::Published::load(out_dir)
         .and_then(|p| tally_audit::explain::explain(&p, account_id));
@@ -131,6 +246,14 @@ fn diff(out_a: &Path, out_b: &Path, format: DiffFormat) -> ExitCode {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Verify {
+            out_dir,
+            input,
+            rules_dir,
+        } => verify(&out_dir, &input, &rules_dir),
+        Command::Rules(RulesCommand::Check { file }) => rules_check(&file),
+        Command::Rules(RulesCommand::List) => rules_list(),
+        Command::Campaign { out_dirs, total } => campaign(&out_dirs, &total),
         Command::Explain {
             out_dir,
             account_id,
@@ -163,8 +286,12 @@ fn main() -> ExitCode {
                 rules_dir,
                 strict,
             };
-            let loaded = match tally_ingest::load(&epoch_dir, &opts) {
-                Ok(l) => l,
+            let pipeline::Settled {
+                loaded,
+                settlement,
+                files,
+            } = match pipeline::settle(&epoch_dir, &opts, emit_measurements) {
+                Ok(s) => s,
                 Err(e) => return fail(DATA, e),
             };
             if loaded.rules.version != loaded.epoch.rules {
@@ -173,26 +300,6 @@ fn main() -> ExitCode {
                     loaded.epoch.rules, loaded.rules_file.file, loaded.rules.version
                 );
             }
-            let settlement = tally_core::settle(
-                &loaded.epoch,
-                &loaded.rules,
-                loaded.total_slots,
-                &loaded.registry,
-                &loaded.measurements,
-                &loaded.overrides,
-            );
-            let run = tally_report::Run {
-                epoch: &loaded.epoch,
-                rules: &loaded.rules,
-                rules_file: &loaded.rules_file,
-                rules_text: &loaded.rules_text,
-                settlement: &settlement,
-                rejected: &loaded.rejected,
-                counts: &loaded.counts,
-                inputs: &loaded.inputs,
-            };
-            let files =
-                tally_report::render_all(&run, env!("CARGO_PKG_VERSION"), emit_measurements);
             match tally_report::write_atomically(&out, force, &files) {
                 Ok(()) => {
                     eprintln!(

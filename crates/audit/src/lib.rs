@@ -11,6 +11,7 @@
 //! never uses floating point (points are `Decimal`, tokens integer units), and every
 //! string that came from a file is printed with its control characters escaped.
 
+pub mod campaign;
 pub mod diff;
 pub mod error;
 pub mod explain;

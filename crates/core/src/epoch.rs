@@ -107,7 +107,7 @@ impl Epoch {
 }
 
 /// `pool * 10^decimals` of a pool written as a plain decimal, or `None`.
-fn pool_units(s: &str, decimals: u32) -> Option<u128> {
+pub fn pool_units(s: &str, decimals: u32) -> Option<u128> {
     let (int, frac) = s.split_once('.').unwrap_or((s, ""));
     let digits_ok = |p: &str| p.bytes().all(|c| c.is_ascii_digit());
     if int.is_empty() || !digits_ok(int) || !digits_ok(frac) || (s.contains('.') && frac.is_empty())
