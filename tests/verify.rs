@@ -224,7 +224,7 @@ fn campaign_adds_epochs_exactly() {
     let total: u128 = table
         .lines()
         .skip(1)
-        .map(|l| l.split(',').nth(3).unwrap().parse::<u128>().unwrap())
+        .map(|l| l.split(',').nth(5).unwrap().parse::<u128>().unwrap())
         .sum();
     assert_eq!(total, 300_000);
 

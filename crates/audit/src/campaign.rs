@@ -140,8 +140,9 @@ pub fn check(
     Ok((epochs, total_units))
 }
 
-/// The campaign table: one row per account, units per epoch (in start order), the
-/// total units and tokens; a last row `(unallocated)` for what no account received.
+/// The campaign table: one row per account, units and tokens per epoch (in start
+/// order), the total units and tokens; a last row `(unallocated)` for what no account
+/// received.
 pub fn table(epochs: &[CampaignEpoch]) -> Vec<u8> {
     let decimals = epochs[0].decimals;
     let accounts: std::collections::BTreeSet<&String> =
@@ -150,13 +151,20 @@ pub fn table(epochs: &[CampaignEpoch]) -> Vec<u8> {
         .terminator(csv::Terminator::Any(b'\n'))
         .from_writer(Vec::new());
     let mut header = vec!["account_id".to_string()];
-    header.extend(epochs.iter().map(|e| format!("{}_units", e.id)));
+    header.extend(
+        epochs
+            .iter()
+            .flat_map(|e| [format!("{}_units", e.id), format!("{}_tokens", e.id)]),
+    );
     header.extend(["total_units".to_string(), "total_tokens".to_string()]);
     w.write_record(&header).expect("in memory");
     let mut row = |name: &str, per: Vec<u128>| {
         let total: u128 = per.iter().sum();
         let mut r = vec![name.to_string()];
-        r.extend(per.iter().map(u128::to_string));
+        r.extend(
+            per.iter()
+                .flat_map(|&u| [u.to_string(), units_text(u, decimals)]),
+        );
         r.extend([total.to_string(), units_text(total, decimals)]);
         w.write_record(&r).expect("in memory");
     };
