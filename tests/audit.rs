@@ -2,7 +2,6 @@
 //! run on the outputs of the `disputes` and `boundaries` fixtures. Their text is
 //! pinned by snapshots; the diff's bookkeeping (every unit that moved) is asserted.
 
-use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -209,7 +208,7 @@ fn recalculated_disputes(tmp: &Path) -> PathBuf {
 /// `(units gained, units lost, net)` from the account rows of `diff --format csv`.
 fn units_moved(csv_text: &str) -> (i128, i128, i128) {
     let (mut gained, mut lost) = (0i128, 0i128);
-    for row in csv_rows_of(csv_text) {
+    for row in csv_text_rows(csv_text) {
         if row["level"] == "account" {
             let change: i128 = row["token_units_change"]
                 .trim_start_matches('+')
@@ -236,7 +235,7 @@ fn diff_names_the_inputs_that_changed_and_accounts_for_every_unit() {
     snapshot("audit__diff_disputes_recalculated_csv", &csv_text);
 
     // "Why did my points triple?": t01's gpu_count, nothing else.
-    let t01 = csv_rows_of(&csv_text)
+    let t01 = csv_text_rows(&csv_text)
         .into_iter()
         .find(|r| r["device_id"] == "t01")
         .unwrap();
@@ -256,7 +255,7 @@ fn diff_names_the_inputs_that_changed_and_accounts_for_every_unit() {
         "{text}"
     );
     // Every account is a row of the CSV, listed largest change first.
-    let accounts: Vec<String> = csv_rows_of(&csv_text)
+    let accounts: Vec<String> = csv_text_rows(&csv_text)
         .into_iter()
         .filter(|r| r["level"] == "account")
         .map(|r| r["account_id"].clone())
@@ -265,20 +264,6 @@ fn diff_names_the_inputs_that_changed_and_accounts_for_every_unit() {
         accounts,
         ["tie-c", "farm", "disputer", "acct-a", "tie-a", "tie-b"]
     );
-}
-
-fn csv_rows_of(text: &str) -> Vec<BTreeMap<String, String>> {
-    let mut r = csv::Reader::from_reader(text.as_bytes());
-    let headers = r.headers().unwrap().clone();
-    r.records()
-        .map(|rec| {
-            headers
-                .iter()
-                .zip(rec.unwrap().iter())
-                .map(|(h, v)| (h.to_string(), v.to_string()))
-                .collect()
-        })
-        .collect()
 }
 
 #[test]

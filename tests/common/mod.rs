@@ -88,7 +88,12 @@ pub fn files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
 
 /// A CSV output as rows of column -> value.
 pub fn csv_rows(path: &Path) -> Vec<BTreeMap<String, String>> {
-    let mut r = csv::Reader::from_path(path).unwrap();
+    csv_text_rows(&fs::read_to_string(path).unwrap())
+}
+
+/// CSV text as rows of column -> value.
+pub fn csv_text_rows(text: &str) -> Vec<BTreeMap<String, String>> {
+    let mut r = csv::Reader::from_reader(text.as_bytes());
     let headers = r.headers().unwrap().clone();
     r.records()
         .map(|rec| {

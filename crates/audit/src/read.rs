@@ -452,86 +452,66 @@ const MAX_SLOTS: u64 = (MAX_EPOCH_SECONDS / MIN_SLOT_SECONDS) as u64;
 const MAX_SECONDS: u64 = MAX_EPOCH_SECONDS as u64;
 
 fn read_devices(dir: &Path) -> Result<Vec<DeviceRow>> {
-    let columns = [
-        "device_id",
-        "account_id",
-        "gpu_model",
-        "gpu_count",
-        "registered_at",
-        "heartbeats",
-        "online_slots",
-        "longest_streak_slots",
-        "total_slots",
-        "uptime_ratio",
-        "speedtests",
-        "median_download_mbps",
-        "median_upload_mbps",
-        "median_latency_ms",
-        "bandwidth_tier",
-        "bandwidth_multiplier",
-        "benchmarks",
-        "median_tflops",
-        "perf_ratio",
-        "perf_factor",
-        "rental_seconds",
-        "self_rental_seconds",
-        "uptime_points",
-        "rental_points",
-        "points",
-        "eligible",
-        "reasons",
-    ];
-    let rows = read_csv(&dir.join("devices.csv"), &columns, |r| {
-        let total_slots = r.bounded("total_slots", r.int("total_slots")?, MAX_SLOTS)?;
-        let gpu_count: u32 = r.int("gpu_count")?;
-        if !(1..=MAX_GPU_COUNT).contains(&gpu_count) {
-            return Err(r.err("gpu_count", format!("expected 1 to {MAX_GPU_COUNT}")));
-        }
-        let perf_factor = r.dec("perf_factor")?;
-        if perf_factor > Decimal::ONE {
-            return Err(r.err("perf_factor", "is above 1"));
-        }
-        let tier = r.text("bandwidth_tier");
-        let reasons = r.text("reasons");
-        Ok(DeviceRow {
-            line: r.line,
-            device_id: r.text("device_id"),
-            account_id: r.text("account_id"),
-            gpu_model: r.text("gpu_model"),
-            gpu_count,
-            registered_at: r.text("registered_at"),
-            heartbeats: r.int("heartbeats")?,
-            online_slots: r.bounded("online_slots", r.int("online_slots")?, total_slots)?,
-            longest_streak_slots: r.int("longest_streak_slots")?,
-            total_slots,
-            uptime_ratio: r.dec("uptime_ratio")?,
-            speedtests: r.int("speedtests")?,
-            median_download_mbps: r.median("median_download_mbps")?,
-            median_upload_mbps: r.median("median_upload_mbps")?,
-            median_latency_ms: r.median("median_latency_ms")?,
-            bandwidth_tier: (!tier.is_empty()).then_some(tier),
-            bandwidth_multiplier: r.dec("bandwidth_multiplier")?,
-            benchmarks: r.int("benchmarks")?,
-            median_tflops: r.median("median_tflops")?,
-            perf_ratio: r.opt_dec("perf_ratio", 20)?,
-            perf_factor,
-            rental_seconds: r.bounded("rental_seconds", r.int("rental_seconds")?, MAX_SECONDS)?,
-            self_rental_seconds: r.bounded(
-                "self_rental_seconds",
-                r.int("self_rental_seconds")?,
-                MAX_SECONDS,
-            )?,
-            uptime_points: r.dec("uptime_points")?,
-            rental_points: r.dec("rental_points")?,
-            points: r.dec("points")?,
-            eligible: r.boolean("eligible")?,
-            reasons: if reasons.is_empty() {
-                Vec::new()
-            } else {
-                reasons.split(';').map(String::from).collect()
-            },
-        })
-    })?;
+    // The published layout has one definition: the report crate's.
+    let rows = read_csv(
+        &dir.join("devices.csv"),
+        &tally_report::render::DEVICE_COLUMNS,
+        |r| {
+            let total_slots = r.bounded("total_slots", r.int("total_slots")?, MAX_SLOTS)?;
+            let gpu_count: u32 = r.int("gpu_count")?;
+            if !(1..=MAX_GPU_COUNT).contains(&gpu_count) {
+                return Err(r.err("gpu_count", format!("expected 1 to {MAX_GPU_COUNT}")));
+            }
+            let perf_factor = r.dec("perf_factor")?;
+            if perf_factor > Decimal::ONE {
+                return Err(r.err("perf_factor", "is above 1"));
+            }
+            let tier = r.text("bandwidth_tier");
+            let reasons = r.text("reasons");
+            Ok(DeviceRow {
+                line: r.line,
+                device_id: r.text("device_id"),
+                account_id: r.text("account_id"),
+                gpu_model: r.text("gpu_model"),
+                gpu_count,
+                registered_at: r.text("registered_at"),
+                heartbeats: r.int("heartbeats")?,
+                online_slots: r.bounded("online_slots", r.int("online_slots")?, total_slots)?,
+                longest_streak_slots: r.int("longest_streak_slots")?,
+                total_slots,
+                uptime_ratio: r.dec("uptime_ratio")?,
+                speedtests: r.int("speedtests")?,
+                median_download_mbps: r.median("median_download_mbps")?,
+                median_upload_mbps: r.median("median_upload_mbps")?,
+                median_latency_ms: r.median("median_latency_ms")?,
+                bandwidth_tier: (!tier.is_empty()).then_some(tier),
+                bandwidth_multiplier: r.dec("bandwidth_multiplier")?,
+                benchmarks: r.int("benchmarks")?,
+                median_tflops: r.median("median_tflops")?,
+                perf_ratio: r.opt_dec("perf_ratio", 20)?,
+                perf_factor,
+                rental_seconds: r.bounded(
+                    "rental_seconds",
+                    r.int("rental_seconds")?,
+                    MAX_SECONDS,
+                )?,
+                self_rental_seconds: r.bounded(
+                    "self_rental_seconds",
+                    r.int("self_rental_seconds")?,
+                    MAX_SECONDS,
+                )?,
+                uptime_points: r.dec("uptime_points")?,
+                rental_points: r.dec("rental_points")?,
+                points: r.dec("points")?,
+                eligible: r.boolean("eligible")?,
+                reasons: if reasons.is_empty() {
+                    Vec::new()
+                } else {
+                    reasons.split(';').map(String::from).collect()
+                },
+            })
+        },
+    )?;
     sorted_unique(dir, "devices.csv", rows, |d| (&d.device_id, d.line))
 }
 
