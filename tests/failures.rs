@@ -306,3 +306,19 @@ fn an_edited_published_rules_version_is_refused() {
     );
     assert!(!out.exists());
 }
+
+#[test]
+fn progress_is_silent_off_a_terminal() {
+    // Tests run with stderr piped: whatever the run's length, only the closing line.
+    let tmp = tempfile::tempdir().unwrap();
+    for flags in [&[][..], &["--quiet"]] {
+        let out = tmp.path().join(format!("out{}", flags.len()));
+        let mut args = vec!["run", "tests/epochs/sample", "--out", out.to_str().unwrap()];
+        args.extend_from_slice(flags);
+        let o = tally(&args, &[]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let lines: Vec<String> = stderr(&o).lines().map(String::from).collect();
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(lines[0].starts_with("tally: epoch gen-2024:"), "{lines:?}");
+    }
+}

@@ -5,9 +5,11 @@
 //! arguments, an existing output directory without --force); 3 the output could not
 //! be written.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::OnceLock;
+use std::time::Instant;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
@@ -50,6 +52,9 @@ enum Command {
         /// Also write measurements.csv, the per-device measurement table.
         #[arg(long)]
         emit_measurements: bool,
+        /// No progress on stderr (it is shown only on a terminal, for runs over a second).
+        #[arg(long)]
+        quiet: bool,
         /// Worker threads for aggregation (default: all cores). Outputs do not depend on it.
         #[arg(long)]
         threads: Option<usize>,
@@ -123,6 +128,26 @@ enum ExplainFormat {
 enum DiffFormat {
     Text,
     Csv,
+}
+
+/// When this run started, for progress lines.
+static STARTED: OnceLock<Instant> = OnceLock::new();
+
+/// Progress on stderr: rows read per table and the stage, once the run has lasted a
+/// second (a quick run stays silent).
+fn progress(p: tally_ingest::Progress<'_>) {
+    let elapsed = STARTED.get_or_init(Instant::now).elapsed();
+    if elapsed.as_secs() < 1 {
+        return;
+    }
+    let ms = elapsed.as_millis();
+    let at = format!("{}.{} s", ms / 1000, ms % 1000 / 100);
+    match p {
+        tally_ingest::Progress::Rows { file, rows } => {
+            eprintln!("tally: {at}: {file}: {rows} rows read")
+        }
+        tally_ingest::Progress::Stage(stage) => eprintln!("tally: {at}: {stage}"),
+    }
 }
 
 const DATA: u8 = 1;
@@ -244,6 +269,7 @@ fn diff(out_a: &Path, out_b: &Path, format: DiffFormat) -> ExitCode {
 }
 
 fn main() -> ExitCode {
+    STARTED.get_or_init(Instant::now);
     let cli = Cli::parse();
     match cli.command {
         Command::Verify {
@@ -273,6 +299,7 @@ fn main() -> ExitCode {
             force,
             emit_measurements,
             threads,
+            quiet,
         } => {
             if let Some(n) = threads {
                 // Read by polars once, at its first use, which comes after this.
@@ -281,10 +308,12 @@ fn main() -> ExitCode {
             if let Err(e) = tally_report::check_target(&out, force) {
                 return fail(USAGE, e);
             }
+            let show = !quiet && std::io::stderr().is_terminal();
             let opts = tally_ingest::Options {
                 rules_file: rules,
                 rules_dir,
                 strict,
+                progress: show.then_some(progress as tally_ingest::ProgressHook),
             };
             let pipeline::Settled {
                 loaded,

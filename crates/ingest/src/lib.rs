@@ -40,7 +40,21 @@ pub struct Options {
     pub rules_dir: PathBuf,
     /// Fail on any rejected row.
     pub strict: bool,
+    /// Told what ingestion is doing, for a progress display.
+    pub progress: Option<ProgressHook>,
 }
+
+/// What ingestion is doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress<'a> {
+    /// `rows` records of `file` read so far (every 2^20 rows, and at the end).
+    Rows { file: &'a str, rows: u64 },
+    /// A stage begins.
+    Stage(&'a str),
+}
+
+/// A progress display: a plain function, so that [`Options`] stays simple data.
+pub type ProgressHook = fn(Progress<'_>);
 
 /// Everything read from an epoch directory, validated and aggregated.
 #[derive(Debug, Clone)]
@@ -257,7 +271,7 @@ pub fn load(dir: &Path, opts: &Options) -> Result<LoadedEpoch, IngestError> {
         "ip",
         "registered_at",
     ];
-    let stats = table::read(&src, &DEVICE_COLUMNS, |row| {
+    let stats = table::read(opts.progress, &src, &DEVICE_COLUMNS, |row| {
         n += 1;
         let d = Device {
             device_id: row.identifier(0)?.to_string(),
@@ -334,16 +348,22 @@ pub fn load(dir: &Path, opts: &Options) -> Result<LoadedEpoch, IngestError> {
     let mut tables: Vec<table::TableStats> = Vec::new();
     let mut hb = aggregate::Heartbeats::default();
     let src = required(dir, "heartbeats")?;
-    tables.push(table::read(&src, &["device_id", "ts"], |row| {
-        let (d, ts) = (dev(row)?, row.timestamp(1)?);
-        hb.dev.push(d);
-        hb.ts.push(ts);
-        Ok(())
-    })?);
+    tables.push(table::read(
+        opts.progress,
+        &src,
+        &["device_id", "ts"],
+        |row| {
+            let (d, ts) = (dev(row)?, row.timestamp(1)?);
+            hb.dev.push(d);
+            hb.ts.push(ts);
+            Ok(())
+        },
+    )?);
 
     let mut st = aggregate::Speedtests::default();
     let src = required(dir, "speedtests")?;
     tables.push(table::read(
+        opts.progress,
         &src,
         &[
             "device_id",
@@ -372,6 +392,7 @@ pub fn load(dir: &Path, opts: &Options) -> Result<LoadedEpoch, IngestError> {
     let mut bm = aggregate::Benchmarks::default();
     let src = required(dir, "benchmarks")?;
     tables.push(table::read(
+        opts.progress,
         &src,
         &["device_id", "ts", "gpu_model", "hardware_id", "tflops"],
         |row| {
@@ -394,6 +415,7 @@ pub fn load(dir: &Path, opts: &Options) -> Result<LoadedEpoch, IngestError> {
     let mut rt = aggregate::Rentals::default();
     let src = required(dir, "rentals")?;
     tables.push(table::read(
+        opts.progress,
         &src,
         &[
             "device_id",
@@ -430,6 +452,7 @@ pub fn load(dir: &Path, opts: &Options) -> Result<LoadedEpoch, IngestError> {
     let override_stats = match table::find(dir, "overrides")? {
         None => None,
         Some(src) => Some(table::read(
+            opts.progress,
             &src,
             &["device_id", "action", "ticket", "note"],
             |row| {
@@ -484,6 +507,9 @@ pub fn load(dir: &Path, opts: &Options) -> Result<LoadedEpoch, IngestError> {
         end: epoch.end,
         slot_seconds: rules.slot_seconds,
     };
+    if let Some(hook) = opts.progress {
+        hook(Progress::Stage("aggregating"));
+    }
     let (measured, ignored) = aggregate::aggregate(&devices, window, hb, st, bm, rt)
         .map_err(|e| IngestError::file("heartbeats", format!("aggregation failed: {e}")))?;
     let ignored_by = [

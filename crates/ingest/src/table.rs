@@ -78,14 +78,25 @@ pub fn hex(bytes: &[u8]) -> String {
 /// Reads every record of `source`, mapping the `columns` named by the SPEC, and
 /// hands each to `on_row`. A row `on_row` refuses is collected as rejected.
 pub fn read(
+    progress: Option<crate::ProgressHook>,
     source: &Source,
     columns: &[&str],
     on_row: impl FnMut(&Row) -> Result<(), RowError>,
 ) -> Result<TableStats, IngestError> {
-    match source.format {
-        Format::Csv => read_csv(source, columns, on_row),
-        Format::Parquet => read_parquet(source, columns, on_row),
-    }
+    let report = |rows: u64| {
+        if let Some(hook) = progress {
+            hook(crate::Progress::Rows {
+                file: &source.file,
+                rows,
+            });
+        }
+    };
+    let stats = match source.format {
+        Format::Csv => read_csv(source, columns, on_row, &report),
+        Format::Parquet => read_parquet(source, columns, on_row, &report),
+    }?;
+    report(stats.rows);
+    Ok(stats)
 }
 
 fn reason(columns: &[&str], e: &RowError) -> String {
@@ -106,10 +117,14 @@ impl<R: Read> Read for Hashing<R> {
     }
 }
 
+/// How often a reader reports how many rows it has read.
+const PROGRESS_EVERY: u64 = 1 << 20;
+
 fn read_csv(
     source: &Source,
     columns: &[&str],
     mut on_row: impl FnMut(&Row) -> Result<(), RowError>,
+    report: &dyn Fn(u64),
 ) -> Result<TableStats, IngestError> {
     let file = &source.file;
     let f = File::open(&source.path).map_err(|e| IngestError::io(file, e))?;
@@ -165,6 +180,9 @@ fn read_csv(
             break;
         }
         rows += 1;
+        if rows % PROGRESS_EVERY == 0 {
+            report(rows);
+        }
         let line = record.position().map_or(0, |p| p.line());
         let record_start = record.position().map_or(start, |p| p.byte());
         if record.len() != width {
@@ -296,6 +314,7 @@ fn read_parquet(
     source: &Source,
     columns: &[&str],
     mut on_row: impl FnMut(&Row) -> Result<(), RowError>,
+    report: &dyn Fn(u64),
 ) -> Result<TableStats, IngestError> {
     let file = &source.file;
     let sha256 = sha256_file(&source.path, file)?;
@@ -345,6 +364,9 @@ fn read_parquet(
     let mut rejected = Vec::new();
     let mut cells: Vec<Cell> = Vec::with_capacity(columns.len());
     for i in 0..df.height() {
+        if i > 0 && i as u64 % PROGRESS_EVERY == 0 {
+            report(i as u64);
+        }
         cells.clear();
         cells.extend(cols.iter().map(|c| c.cell(i)));
         if let Err(e) = on_row(&Row { cells: &cells }) {
