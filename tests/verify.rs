@@ -257,3 +257,45 @@ fn campaign_adds_epochs_exactly() {
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("overlap"), "{}", stderr(&o));
 }
+
+#[test]
+fn verify_keeps_an_unusual_rules_file_name() {
+    // Any file name the run accepted is recorded, and the re-run must record it too.
+    let tmp = tempfile::tempdir().unwrap();
+    let name = format!("my\trules {}.toml", "r".repeat(210));
+    let rules = tmp.path().join(&name);
+    fs::copy(Path::new(ROOT).join("tests/rules/v1-lenient.toml"), &rules).unwrap();
+    let (input, out) = published(
+        tmp.path(),
+        "boundaries",
+        &["--rules", rules.to_str().unwrap()],
+    );
+    let (code, text) = verify(&out, &input);
+    assert_eq!(code, Some(0), "{text}");
+}
+
+#[test]
+fn campaign_refuses_allocations_that_do_not_add_up() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = campaign_runs(tmp.path());
+    let p = a.join("allocations.csv");
+    fs::write(
+        &p,
+        fs::read_to_string(&p)
+            .unwrap()
+            .replace("acct-a,2,1,10.140000,9651", "acct-a,2,1,10.140000,99651"),
+    )
+    .unwrap();
+    let o = tally(
+        &[
+            "campaign",
+            a.to_str().unwrap(),
+            b.to_str().unwrap(),
+            "--total",
+            "3000",
+        ],
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("do not add up"), "{}", stderr(&o));
+}

@@ -86,7 +86,27 @@ pub fn read_epoch(out: &Path) -> Result<CampaignEpoch, CampaignError> {
                 i + 2
             ))
         })?;
-        units.insert(rec[a].to_string(), n);
+        if units.insert(rec[a].to_string(), n).is_some() {
+            return Err(err(format!(
+                "{where_}/allocations.csv:{}: account {:?} is listed twice",
+                i + 2,
+                &rec[a]
+            )));
+        }
+    }
+    // The published files must agree with each other before they are added up.
+    let allocated = units.values().try_fold(0u128, |acc, &n| acc.checked_add(n));
+    let claimed: Option<u128> = summary["allocated_units"]
+        .as_str()
+        .and_then(|s| s.parse().ok());
+    match (allocated, claimed) {
+        (Some(sum), Some(claimed)) if sum == claimed && sum <= pool_units => {}
+        _ => {
+            return Err(err(format!(
+                "{where_}: allocations.csv's token_units do not add up to summary.json's allocated_units \
+                 within the pool; verify the run before adding it to a campaign"
+            )))
+        }
     }
     Ok(CampaignEpoch {
         id: text(&e["id"], "epoch.id")?,
@@ -124,7 +144,11 @@ pub fn check(
             "--total {total:?}: expected a decimal above 0 with at most {decimals} places"
         ))
     })?;
-    let sum: u128 = epochs.iter().map(|e| e.pool_units).sum();
+    // Each pool is below 10^38 (limits.rs); many of them could still pass u128.
+    let sum = epochs
+        .iter()
+        .try_fold(0u128, |acc, e| acc.checked_add(e.pool_units))
+        .ok_or_else(|| err("the epochs' pools add up to more than tally can count"))?;
     if sum != total_units {
         return Err(err(format!(
             "the epochs' pools add up to {}, not the campaign total {}: {}",
@@ -159,6 +183,7 @@ pub fn table(epochs: &[CampaignEpoch]) -> Vec<u8> {
     header.extend(["total_units".to_string(), "total_tokens".to_string()]);
     w.write_record(&header).expect("in memory");
     let mut row = |name: &str, per: Vec<u128>| {
+        // Every row is part of the campaign total, which `check` bounded.
         let total: u128 = per.iter().sum();
         let mut r = vec![name.to_string()];
         r.extend(
@@ -181,6 +206,7 @@ pub fn table(epochs: &[CampaignEpoch]) -> Vec<u8> {
         "(unallocated)",
         epochs
             .iter()
+            // `read_epoch` checked that the units fit in the pool.
             .map(|e| e.pool_units - e.units.values().sum::<u128>())
             .collect(),
     );
