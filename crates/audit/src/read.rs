@@ -421,16 +421,7 @@ fn read_csv<T>(
 }
 
 fn read_accounts(dir: &Path) -> Result<Vec<AccountRow>> {
-    let columns = [
-        "account_id",
-        "devices",
-        "eligible_devices",
-        "points",
-        "token_units",
-        "tokens",
-        "floor_units",
-        "leftover_unit",
-    ];
+    let columns = tally_report::render::ALLOCATION_COLUMNS;
     let rows = read_csv(&dir.join("allocations.csv"), &columns, |r| {
         Ok(AccountRow {
             line: r.line,

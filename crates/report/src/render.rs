@@ -41,20 +41,23 @@ fn opt_dec(d: Option<Decimal>) -> String {
 }
 
 /// `allocations.csv`: one row per account, sorted by `account_id`.
+/// The columns of `allocations.csv`: SPEC 5's, then how the split got there.
+pub const ALLOCATION_COLUMNS: [&str; 8] = [
+    "account_id",
+    "devices",
+    "eligible_devices",
+    "points",
+    "token_units",
+    "tokens",
+    "floor_units",
+    "leftover_unit",
+];
+
 pub fn allocations(run: &Run) -> Vec<u8> {
     let pd = run.rules.points_decimals;
     let dec = run.epoch.decimals;
     csv_bytes(
-        &[
-            "account_id",
-            "devices",
-            "eligible_devices",
-            "points",
-            "token_units",
-            "tokens",
-            "floor_units",
-            "leftover_unit",
-        ],
+        &ALLOCATION_COLUMNS,
         run.settlement.accounts.iter().map(|a| {
             vec![
                 a.account_id.clone(),
