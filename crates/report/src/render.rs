@@ -40,7 +40,6 @@ fn opt_dec(d: Option<Decimal>) -> String {
     d.map(|d| d.to_string()).unwrap_or_default()
 }
 
-/// `allocations.csv`: one row per account, sorted by `account_id`.
 /// The columns of `allocations.csv`: SPEC 5's, then how the split got there.
 pub const ALLOCATION_COLUMNS: [&str; 8] = [
     "account_id",
@@ -53,6 +52,7 @@ pub const ALLOCATION_COLUMNS: [&str; 8] = [
     "leftover_unit",
 ];
 
+/// `allocations.csv`: one row per account, sorted by `account_id`.
 pub fn allocations(run: &Run) -> Vec<u8> {
     let pd = run.rules.points_decimals;
     let dec = run.epoch.decimals;
