@@ -297,5 +297,5 @@ fn campaign_refuses_allocations_that_do_not_add_up() {
         &[],
     );
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
-    assert!(stderr(&o).contains("do not add up"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("allocations.csv:2:"), "{}", stderr(&o));
 }

@@ -4,13 +4,13 @@
 //! account's units per epoch and in total, exactly, from the published files alone.
 
 use std::collections::BTreeMap;
-use std::fs;
 use std::path::Path;
 
-use serde_json::Value;
 use tally_core::epoch::pool_units;
 use tally_core::exact::units_text;
 use tally_core::value::parse_rfc3339;
+
+use crate::read::Published;
 
 #[derive(Debug, Clone)]
 pub struct CampaignEpoch {
@@ -31,90 +31,29 @@ fn err(s: impl Into<String>) -> CampaignError {
     CampaignError(s.into())
 }
 
-/// Reads one published run: `summary.json` and `allocations.csv`.
+/// Reads one published run through [`Published::load`], which refuses files that do
+/// not agree with each other (units against `summary.json`, repeated accounts...).
 pub fn read_epoch(out: &Path) -> Result<CampaignEpoch, CampaignError> {
-    let where_ = out.display();
-    let summary: Value = serde_json::from_slice(
-        &fs::read(out.join("summary.json"))
-            .map_err(|e| err(format!("{where_}/summary.json: {e}")))?,
-    )
-    .map_err(|e| err(format!("{where_}/summary.json: not valid JSON: {e}")))?;
-    let text = |v: &Value, what: &str| -> Result<String, CampaignError> {
-        v.as_str()
-            .map(str::to_string)
-            .ok_or_else(|| err(format!("{where_}/summary.json: missing {what}")))
-    };
-    let e = &summary["epoch"];
-    let time = |what: &str| -> Result<i64, CampaignError> {
-        let t = text(&e[what], &format!("epoch.{what}"))?;
+    let p = Published::load(out).map_err(|e| err(e.to_string()))?;
+    let time = |t: &str| {
         parse_rfc3339(t.as_bytes()).ok_or_else(|| {
             err(format!(
-                "{where_}/summary.json: epoch.{what} is not a timestamp"
+                "{}/summary.json: {t:?} is not a timestamp",
+                out.display()
             ))
         })
     };
-    let decimals = e["decimals"]
-        .as_u64()
-        .ok_or_else(|| err(format!("{where_}/summary.json: missing epoch.decimals")))?
-        as u32;
-    let pool_units: u128 = text(&summary["pool_units"], "pool_units")?
-        .parse()
-        .map_err(|_| {
-            err(format!(
-                "{where_}/summary.json: pool_units is not an integer"
-            ))
-        })?;
-    let mut units = BTreeMap::new();
-    let mut r = csv::Reader::from_path(out.join("allocations.csv"))
-        .map_err(|e| err(format!("{where_}/allocations.csv: {e}")))?;
-    let headers = r
-        .headers()
-        .map_err(|e| err(format!("{where_}/allocations.csv: {e}")))?
-        .clone();
-    let col = |name: &str| {
-        headers
-            .iter()
-            .position(|h| h == name)
-            .ok_or_else(|| err(format!("{where_}/allocations.csv: no column {name}")))
-    };
-    let (a, u) = (col("account_id")?, col("token_units")?);
-    for (i, rec) in r.records().enumerate() {
-        let rec = rec.map_err(|e| err(format!("{where_}/allocations.csv: {e}")))?;
-        let n: u128 = rec[u].parse().map_err(|_| {
-            err(format!(
-                "{where_}/allocations.csv:{}: token_units is not an integer",
-                i + 2
-            ))
-        })?;
-        if units.insert(rec[a].to_string(), n).is_some() {
-            return Err(err(format!(
-                "{where_}/allocations.csv:{}: account {:?} is listed twice",
-                i + 2,
-                &rec[a]
-            )));
-        }
-    }
-    // The published files must agree with each other before they are added up.
-    let allocated = units.values().try_fold(0u128, |acc, &n| acc.checked_add(n));
-    let claimed: Option<u128> = summary["allocated_units"]
-        .as_str()
-        .and_then(|s| s.parse().ok());
-    match (allocated, claimed) {
-        (Some(sum), Some(claimed)) if sum == claimed && sum <= pool_units => {}
-        _ => {
-            return Err(err(format!(
-                "{where_}: allocations.csv's token_units do not add up to summary.json's allocated_units \
-                 within the pool; verify the run before adding it to a campaign"
-            )))
-        }
-    }
     Ok(CampaignEpoch {
-        id: text(&e["id"], "epoch.id")?,
-        start: time("start")?,
-        end: time("end")?,
-        decimals,
-        pool_units,
-        units,
+        start: time(&p.info.start)?,
+        end: time(&p.info.end)?,
+        id: p.info.epoch_id,
+        decimals: p.info.decimals,
+        pool_units: p.info.pool_units,
+        units: p
+            .accounts
+            .into_iter()
+            .map(|a| (a.account_id, a.token_units))
+            .collect(),
     })
 }
 
@@ -206,7 +145,7 @@ pub fn table(epochs: &[CampaignEpoch]) -> Vec<u8> {
         "(unallocated)",
         epochs
             .iter()
-            // `read_epoch` checked that the units fit in the pool.
+            // `Published::load` checked that the units fit in the pool.
             .map(|e| e.pool_units - e.units.values().sum::<u128>())
             .collect(),
     );
