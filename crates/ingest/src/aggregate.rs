@@ -335,7 +335,7 @@ pub fn aggregate(
             j += 1;
         }
         let union = union_intervals(&starts[i..j], &ends[i..j]);
-        let seconds = union.iter().map(|(s, e)| (e - s) as u64).sum();
+        let seconds = total_seconds(&union);
         let m = &mut out[devs[i] as usize];
         if own[i] {
             m.self_rental_seconds = seconds;
@@ -361,12 +361,9 @@ pub fn union_intervals(starts: &[i64], ends: &[i64]) -> Vec<(i64, i64)> {
     out
 }
 
-/// Length of the union of intervals `[start, end)` sorted by start.
-pub fn union_seconds(starts: &[i64], ends: &[i64]) -> u64 {
-    union_intervals(starts, ends)
-        .iter()
-        .map(|(s, e)| (e - s) as u64)
-        .sum()
+/// Total length of disjoint intervals `[start, end)`.
+pub fn total_seconds(intervals: &[(i64, i64)]) -> u64 {
+    intervals.iter().map(|(s, e)| (e - s) as u64).sum()
 }
 
 /// Sorted distinct slot numbers as disjoint `[start, end)` runs of absolute time.
@@ -422,10 +419,13 @@ mod tests {
 
     #[test]
     fn unions() {
-        assert_eq!(union_seconds(&[], &[]), 0);
-        assert_eq!(union_seconds(&[0, 5, 20], &[10, 15, 30]), 25);
-        assert_eq!(union_seconds(&[0, 10], &[10, 20]), 20);
-        assert_eq!(union_seconds(&[0, 1], &[100, 2]), 100);
+        assert_eq!(total_seconds(&union_intervals(&[], &[])), 0);
+        assert_eq!(
+            total_seconds(&union_intervals(&[0, 5, 20], &[10, 15, 30])),
+            25
+        );
+        assert_eq!(total_seconds(&union_intervals(&[0, 10], &[10, 20])), 20);
+        assert_eq!(total_seconds(&union_intervals(&[0, 1], &[100, 2])), 100);
     }
 
     #[test]

@@ -17,7 +17,7 @@ use rust_decimal::Decimal;
 use tally_core::limits::MAX_DEVICES;
 use tally_core::{Device, Epoch, Measurement, Override, Rules};
 
-pub use aggregate::{longest_run, union_seconds, Ignored, Window};
+pub use aggregate::{Ignored, Window};
 pub use error::IngestError;
 pub use table::{hex, sha256_file, Format};
 pub use tally_core::run::{InputFile, RejectedRow, TableCounts};
