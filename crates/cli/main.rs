@@ -55,7 +55,7 @@ enum Command {
         /// No progress on stderr (it is shown only on a terminal, for runs over a second).
         #[arg(long)]
         quiet: bool,
-        /// Worker threads for aggregation (default: all cores). Outputs do not depend on it.
+        /// Worker threads reading the event logs (default: one per core). Outputs do not depend on it.
         #[arg(long)]
         threads: Option<usize>,
     },
@@ -302,7 +302,7 @@ fn main() -> ExitCode {
             quiet,
         } => {
             if let Some(n) = threads {
-                // Read by polars once, at its first use, which comes after this.
+                // Polars decodes Parquet with its own pool, sized once at first use.
                 std::env::set_var("POLARS_MAX_THREADS", n.max(1).to_string());
             }
             if let Err(e) = tally_report::check_target(&out, force) {
@@ -314,6 +314,7 @@ fn main() -> ExitCode {
                 rules_dir,
                 strict,
                 progress: show.then_some(progress as tally_ingest::ProgressHook),
+                threads: threads.unwrap_or(0).max(usize::from(threads.is_some())),
             };
             let pipeline::Settled {
                 loaded,

@@ -185,6 +185,7 @@ pub fn verify(out_dir: &Path, epoch_dir: &Path, rules_dir: &Path) -> Result<Repo
         rules_dir: rules_dir.to_path_buf(),
         strict: false,
         progress: None,
+        threads: 0,
     };
     let emit = outputs.iter().any(|o| o.0 == "measurements.csv");
     match pipeline::settle(epoch_dir, &opts, emit) {

@@ -50,3 +50,13 @@ pub const MAX_TOKEN_DECIMALS: u32 = 18;
 
 /// `pool * 10^decimals` must stay below 10^38 so that it fits in `u128` with room.
 pub const MAX_POOL_UNITS_DIGITS: usize = 38;
+
+/// Most memory the per-device online-slot bitmaps may take: one bit per device and slot,
+/// allocated for every registry device up front so that the memory a run needs is known
+/// before the first heartbeat is read, and bounded by the registry, never by the logs.
+/// 4 GiB holds 1,000,000 devices for 119 days of 300-second slots.
+pub const MAX_SLOT_BITMAP_BYTES: u64 = 4 << 30;
+
+/// Most rows in one Parquet row group. Parquet is read a row group at a time, so this
+/// bounds the memory a Parquet table can take (writers default to 0.1M–1M rows).
+pub const MAX_PARQUET_ROW_GROUP_ROWS: u64 = 1 << 26;

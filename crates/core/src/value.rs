@@ -5,7 +5,6 @@
 
 use std::net::IpAddr;
 
-use chrono::NaiveDate;
 use rust_decimal::Decimal;
 
 use crate::limits::{MAX_GPU_COUNT, MAX_ID_LEN};
@@ -63,7 +62,12 @@ pub fn parse_identifier(s: &str) -> Result<&str, ValueError> {
 
 /// SPEC 2.1 timestamps, as Unix seconds (UTC). Fractions are floored.
 pub fn parse_timestamp(s: &str) -> Result<i64, ValueError> {
-    let b = s.as_bytes();
+    parse_timestamp_bytes(s.as_bytes())
+}
+
+/// [`parse_timestamp`] of raw bytes, as they come out of a CSV file: bytes that are not
+/// UTF-8 are not a timestamp either, so no UTF-8 check is needed first.
+pub fn parse_timestamp_bytes(b: &[u8]) -> Result<i64, ValueError> {
     if !b.is_empty() && b.len() <= 11 && b.iter().all(u8::is_ascii_digit) {
         return Ok(digits(b).ok_or(ValueError::Timestamp)? as i64);
     }
@@ -123,9 +127,33 @@ pub fn parse_rfc3339(b: &[u8]) -> Option<i64> {
     if i != b.len() || !(1..=9999).contains(&year) || hour > 23 || minute > 59 || second > 59 {
         return None;
     }
-    let date = NaiveDate::from_ymd_opt(year as i32, month as u32, day as u32)?;
-    let local = date.and_hms_opt(hour as u32, minute as u32, second as u32)?;
-    Some(local.and_utc().timestamp() - offset)
+    let days = days_from_civil(year as i64, month as i64, day as i64)?;
+    Some(days * 86_400 + (hour * 3600 + minute * 60 + second) as i64 - offset)
+}
+
+/// Days from 1970-01-01 to a proleptic Gregorian date, or `None` if the date does not
+/// exist. Heartbeat logs hold billions of timestamps, so this is plain integer
+/// arithmetic (Howard Hinnant's `days_from_civil`) instead of a general date library;
+/// a test checks it against chrono for every day of years 1 to 9999.
+fn days_from_civil(year: i64, month: i64, day: i64) -> Option<i64> {
+    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    let month_days = match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return None,
+    };
+    if !(1..=month_days).contains(&day) {
+        return None;
+    }
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    Some(era * 146_097 + doe - 719_468)
 }
 
 /// Value of a run of ASCII digits (at most 18 of them), or `None`.
@@ -297,6 +325,22 @@ mod tests {
             "１７０９",
         ] {
             assert_eq!(ts(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn civil_days_agree_with_chrono_on_every_day() {
+        use chrono::NaiveDate;
+        let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).unwrap();
+        for year in 1..=9999i64 {
+            for month in 0..=13i64 {
+                for day in 0..=32i64 {
+                    let ours = days_from_civil(year, month, day);
+                    let chrono = NaiveDate::from_ymd_opt(year as i32, month as u32, day as u32)
+                        .map(|d| (d - epoch).num_days());
+                    assert_eq!(ours, chrono, "{year}-{month}-{day}");
+                }
+            }
         }
     }
 

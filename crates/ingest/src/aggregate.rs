@@ -1,48 +1,19 @@
-//! Stage 1, aggregation: event logs to the per-device measurement table
-//! ([`tally_core::Measurement`]), with polars' lazy engine.
+//! Stage 1, aggregation: event rows to the per-device measurement table
+//! ([`tally_core::Measurement`]), streaming.
 //!
-//! Polars filters to the epoch, derives slots, groups by device and sorts; what
-//! leaves it per device is exact: counts, integer seconds, slot numbers and values
-//! at scale 10^9 (i128), never a float. The few things polars would do inexactly or
-//! in hash order are done here in Rust: medians (polars' `median` returns f64) from
-//! the sorted values it hands over, unions of rental intervals, and streaks.
+//! Memory is bounded by the registry, not by the logs: heartbeats set bits in one
+//! bitmap of online slots per device (and add to one counter per device and worker);
+//! of the other tables only the in-epoch rows are kept, a few per device. Everything
+//! is exact: counts, integer seconds, slot numbers, and decimals at scale 10^9
+//! (`i128`). What workers folded in any order is merged by commutative operations
+//! (OR, +) or sorted before use, so the table does not depend on the thread count or
+//! the order of rows.
 
-use polars::prelude::*;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use tally_core::limits::MAX_SLOT_BITMAP_BYTES;
 use tally_core::value::median_of_sorted;
 use tally_core::{Device, Measurement};
-
-/// Event rows that passed validation, columnar, with devices as registry indexes.
-#[derive(Debug, Default)]
-pub struct Heartbeats {
-    pub dev: Vec<u32>,
-    pub ts: Vec<i64>,
-}
-
-#[derive(Debug, Default)]
-pub struct Speedtests {
-    pub dev: Vec<u32>,
-    pub ts: Vec<i64>,
-    pub download: Vec<i128>,
-    pub upload: Vec<i128>,
-    pub latency: Vec<i128>,
-}
-
-#[derive(Debug, Default)]
-pub struct Benchmarks {
-    pub dev: Vec<u32>,
-    pub ts: Vec<i64>,
-    pub gpu_model: Vec<String>,
-    pub hardware_id: Vec<String>,
-    pub tflops: Vec<i128>,
-}
-
-#[derive(Debug, Default)]
-pub struct Rentals {
-    pub dev: Vec<u32>,
-    pub renter: Vec<String>,
-    pub start: Vec<i64>,
-    pub end: Vec<i64>,
-}
 
 /// The window and slot length aggregation needs.
 #[derive(Debug, Clone, Copy)]
@@ -50,6 +21,22 @@ pub struct Window {
     pub start: i64,
     pub end: i64,
     pub slot_seconds: i64,
+}
+
+impl Window {
+    pub fn contains(&self, ts: i64) -> bool {
+        self.start <= ts && ts < self.end
+    }
+
+    /// The slot of a time inside the window.
+    pub fn slot(&self, ts: i64) -> u64 {
+        debug_assert!(self.contains(ts));
+        ((ts - self.start) / self.slot_seconds) as u64
+    }
+
+    fn total_slots(&self) -> u64 {
+        ((self.end - self.start) / self.slot_seconds) as u64
+    }
 }
 
 /// Valid rows that aggregation left out: outside the epoch, or heartbeats before the
@@ -62,290 +49,195 @@ pub struct Ignored {
     pub rentals: u64,
 }
 
-type PResult<T> = PolarsResult<T>;
-
-fn u32s(name: &str, v: Vec<u32>) -> Column {
-    Column::new(name.into(), v)
+/// SPEC 3.2.1's online slots: one bit per device and slot, shared by all workers.
+/// Setting a bit is idempotent and commutative, which is what makes the order of
+/// heartbeats irrelevant.
+pub struct SlotBitmap {
+    words_per_device: usize,
+    total_slots: u64,
+    words: Vec<AtomicU64>,
 }
 
-fn i64s(name: &str, v: Vec<i64>) -> Column {
-    Column::new(name.into(), v)
-}
-
-fn i128s(name: &str, v: Vec<i128>) -> Column {
-    Int128Chunked::from_vec(name.into(), v).into_column()
-}
-
-fn strs(name: &str, v: Vec<String>) -> Column {
-    Column::new(name.into(), v)
-}
-
-fn in_window(ts: &str, w: Window) -> Expr {
-    col(ts).gt_eq(lit(w.start)).and(col(ts).lt(lit(w.end)))
-}
-
-fn column_u64(df: &DataFrame, name: &str) -> PResult<Vec<u64>> {
-    let c = df.column(name)?.cast(&DataType::UInt64)?;
-    Ok(c.u64()?.no_null_iter().collect())
-}
-
-fn column_list<T>(
-    df: &DataFrame,
-    name: &str,
-    mut each: impl FnMut(&Series) -> PResult<T>,
-) -> PResult<Vec<T>> {
-    let list = df.column(name)?.as_materialized_series().list()?;
-    list.series_iter()
-        .map(|s| each(&s.unwrap_or_else(|| Series::new_empty("".into(), &DataType::Null))))
-        .collect()
-}
-
-fn i128_values(s: &Series) -> PResult<Vec<i128>> {
-    Ok(s.i128()?.no_null_iter().collect())
-}
-
-fn string_values(s: &Series) -> PResult<Vec<String>> {
-    Ok(s.str()?
-        .iter()
-        .map(|v| v.unwrap_or_default().to_string())
-        .collect())
-}
-
-/// Runs the aggregation. `registry` is sorted by `device_id` and event `dev` values
-/// index into it. Returns one measurement per registry device, in registry order.
-pub fn aggregate(
-    registry: &[Device],
-    w: Window,
-    hb: Heartbeats,
-    st: Speedtests,
-    bm: Benchmarks,
-    rt: Rentals,
-) -> PResult<(Vec<Measurement>, Ignored)> {
-    let mut out = vec![Measurement::default(); registry.len()];
-    // Each device's online slots as runs of absolute time, for SPEC 8's rentals ∩ online.
-    let mut online: Vec<Vec<(i64, i64)>> = vec![Vec::new(); registry.len()];
-    let mut ignored = Ignored::default();
-    let reg = DataFrame::new_infer_height(vec![
-        u32s("dev", (0..registry.len() as u32).collect()),
-        i64s(
-            "registered_at",
-            registry.iter().map(|d| d.registered_at).collect(),
-        ),
-        strs(
-            "reg_model",
-            registry.iter().map(|d| d.gpu_model.clone()).collect(),
-        ),
-        strs(
-            "reg_hardware",
-            registry.iter().map(|d| d.hardware_id.clone()).collect(),
-        ),
-        strs(
-            "reg_account",
-            registry.iter().map(|d| d.account_id.clone()).collect(),
-        ),
-    ])?
-    .lazy();
-    let by_dev = || JoinArgs::new(JoinType::Inner);
-    let sort_dev = || SortMultipleOptions::default().with_maintain_order(true);
-
-    // SPEC 3.2.1: distinct online slots, from heartbeats in the epoch at or after
-    // registration.
-    let rows = hb.dev.len() as u64;
-    let df = DataFrame::new_infer_height(vec![u32s("dev", hb.dev), i64s("ts", hb.ts)])?
-        .lazy()
-        .join(
-            reg.clone().select([col("dev"), col("registered_at")]),
-            [col("dev")],
-            [col("dev")],
-            by_dev(),
-        )
-        .filter(in_window("ts", w).and(col("ts").gt_eq(col("registered_at"))))
-        .select([
-            col("dev"),
-            (col("ts") - lit(w.start))
-                .floor_div(lit(w.slot_seconds))
-                .alias("slot"),
-        ])
-        .group_by([col("dev")])
-        .agg([
-            len().alias("heartbeats"),
-            col("slot")
-                .unique()
-                .sort(SortOptions::default())
-                .alias("slots"),
-        ])
-        .sort(["dev"], sort_dev())
-        .collect()?;
-    let devs = column_u64(&df, "dev")?;
-    let counts = column_u64(&df, "heartbeats")?;
-    let slots = column_list(&df, "slots", |s| {
-        Ok(s.cast(&DataType::Int64)?
-            .i64()?
-            .no_null_iter()
-            .collect::<Vec<i64>>())
-    })?;
-    ignored.heartbeats = rows - counts.iter().sum::<u64>();
-    for ((d, n), slots) in devs.into_iter().zip(counts).zip(slots) {
-        let m = &mut out[d as usize];
-        m.heartbeats = n;
-        m.online_slots = slots.len() as u64;
-        m.longest_streak_slots = longest_run(&slots);
-        online[d as usize] = slot_runs(&slots, w);
+impl SlotBitmap {
+    /// Bytes a bitmap for `devices` devices and `total_slots` slots takes.
+    pub fn bytes(devices: usize, total_slots: u64) -> u64 {
+        devices as u64 * total_slots.div_ceil(64) * 8
     }
 
-    // SPEC 3.2.2: speedtest medians.
-    let rows = st.dev.len() as u64;
-    let df = DataFrame::new_infer_height(vec![
-        u32s("dev", st.dev),
-        i64s("ts", st.ts),
-        i128s("download", st.download),
-        i128s("upload", st.upload),
-        i128s("latency", st.latency),
-    ])?
-    .lazy()
-    .filter(in_window("ts", w))
-    .group_by([col("dev")])
-    .agg([
-        len().alias("n"),
-        col("download").sort(SortOptions::default()),
-        col("upload").sort(SortOptions::default()),
-        col("latency").sort(SortOptions::default()),
-    ])
-    .sort(["dev"], sort_dev())
-    .collect()?;
-    let devs = column_u64(&df, "dev")?;
-    let counts = column_u64(&df, "n")?;
-    let down = column_list(&df, "download", i128_values)?;
-    let up = column_list(&df, "upload", i128_values)?;
-    let lat = column_list(&df, "latency", i128_values)?;
-    ignored.speedtests = rows - counts.iter().sum::<u64>();
-    for (i, d) in devs.into_iter().enumerate() {
-        let m = &mut out[d as usize];
-        m.speedtests = counts[i];
-        m.median_download_mbps = median_of_sorted(&down[i]);
-        m.median_upload_mbps = median_of_sorted(&up[i]);
-        m.median_latency_ms = median_of_sorted(&lat[i]);
+    /// A bitmap for `devices` devices; `None` past [`MAX_SLOT_BITMAP_BYTES`].
+    pub fn new(devices: usize, total_slots: u64) -> Option<SlotBitmap> {
+        if Self::bytes(devices, total_slots) > MAX_SLOT_BITMAP_BYTES {
+            return None;
+        }
+        let words_per_device = total_slots.div_ceil(64) as usize;
+        let mut words = Vec::new();
+        words.resize_with(devices * words_per_device, || AtomicU64::new(0));
+        Some(SlotBitmap {
+            words_per_device,
+            total_slots,
+            words,
+        })
     }
 
-    // SPEC 3.2.3: benchmark median, and benchmarks that report another model or card.
-    let rows = bm.dev.len() as u64;
-    let benchmarks = DataFrame::new_infer_height(vec![
-        u32s("dev", bm.dev),
-        i64s("ts", bm.ts),
-        strs("gpu_model", bm.gpu_model),
-        strs("hardware_id", bm.hardware_id),
-        i128s("tflops", bm.tflops),
-    ])?
-    .lazy()
-    .filter(in_window("ts", w))
-    .join(
-        reg.clone()
-            .select([col("dev"), col("reg_model"), col("reg_hardware")]),
-        [col("dev")],
-        [col("dev")],
-        by_dev(),
-    );
-    let df = benchmarks
-        .clone()
-        .group_by([col("dev")])
-        .agg([len().alias("n"), col("tflops").sort(SortOptions::default())])
-        .sort(["dev"], sort_dev())
-        .collect()?;
-    let devs = column_u64(&df, "dev")?;
-    let counts = column_u64(&df, "n")?;
-    let tflops = column_list(&df, "tflops", i128_values)?;
-    ignored.benchmarks = rows - counts.iter().sum::<u64>();
-    for (i, d) in devs.into_iter().enumerate() {
-        let m = &mut out[d as usize];
-        m.benchmarks = counts[i];
-        m.median_tflops = median_of_sorted(&tflops[i]);
+    pub fn set(&self, device: u32, slot: u64) {
+        debug_assert!(slot < self.total_slots);
+        let word = &self.words[device as usize * self.words_per_device + (slot / 64) as usize];
+        let bit = 1u64 << (slot % 64);
+        // Most heartbeats find their slot already set (several per slot): a plain load
+        // spares them the locked read-modify-write.
+        if word.load(Ordering::Relaxed) & bit == 0 {
+            word.fetch_or(bit, Ordering::Relaxed);
+        }
     }
-    // Only the benchmarks that disagree with the registry: how many, and what they say.
-    for (field, registered) in [("gpu_model", "reg_model"), ("hardware_id", "reg_hardware")] {
-        let df = benchmarks
-            .clone()
-            .filter(col(field).neq(col(registered)))
-            .group_by([col("dev")])
-            .agg([
-                len().alias("n"),
-                col(field)
-                    .unique()
-                    .sort(SortOptions::default())
-                    .alias("values"),
-            ])
-            .sort(["dev"], sort_dev())
-            .collect()?;
-        let devs = column_u64(&df, "dev")?;
-        let counts = column_u64(&df, "n")?;
-        let values = column_list(&df, "values", string_values)?;
-        for ((d, n), v) in devs.into_iter().zip(counts).zip(values) {
-            let m = &mut out[d as usize];
-            if field == "gpu_model" {
-                m.benchmarks_other_model = n;
-                m.other_models = v;
-            } else {
-                m.benchmarks_other_hardware = n;
-                m.other_hardware_ids = v;
+
+    /// A device's online slots as maximal runs `(first slot, length)`, ascending.
+    pub fn runs(&self, device: u32) -> Vec<(u64, u64)> {
+        let at = device as usize * self.words_per_device;
+        let words: Vec<u64> = self.words[at..at + self.words_per_device]
+            .iter()
+            .map(|w| w.load(Ordering::Relaxed))
+            .collect();
+        slot_runs_of(&words, self.total_slots)
+    }
+}
+
+/// Maximal runs of set bits among the first `bits` bits of `words`.
+fn slot_runs_of(words: &[u64], bits: u64) -> Vec<(u64, u64)> {
+    // The first bit at or after `from` that equals `set`, or `bits`.
+    let find = |from: u64, set: bool| -> u64 {
+        let mut i = from;
+        while i < bits {
+            let w = words[(i / 64) as usize];
+            let w = (if set { w } else { !w }) >> (i % 64);
+            if w != 0 {
+                return (i + u64::from(w.trailing_zeros())).min(bits);
             }
+            i = (i / 64 + 1) * 64;
         }
+        bits
+    };
+    let mut runs = Vec::new();
+    let mut i = find(0, true);
+    while i < bits {
+        let end = find(i, false);
+        runs.push((i, end - i));
+        i = find(end, true);
+    }
+    runs
+}
+
+/// One heartbeat worker's counts.
+#[derive(Debug, Clone)]
+pub struct HeartbeatCounts {
+    /// Rows counted for each device (in the epoch, at or after registration).
+    pub per_device: Vec<u64>,
+    pub ignored: u64,
+}
+
+impl HeartbeatCounts {
+    pub fn new(devices: usize) -> Self {
+        HeartbeatCounts {
+            per_device: vec![0; devices],
+            ignored: 0,
+        }
+    }
+}
+
+/// One in-epoch speedtest: device, download, upload, latency.
+pub type Speedtest = (u32, i128, i128, i128);
+
+/// One in-epoch benchmark: device, tflops, and the model and hardware id it reports
+/// when they differ from the registry's (the only ones kept).
+pub type Benchmark = (u32, i128, Option<Box<str>>, Option<Box<str>>);
+
+/// One rental clipped to the epoch: device, by its own account, start, end.
+pub type Rental = (u32, bool, i64, i64);
+
+/// Everything the workers folded, merged.
+pub struct Folded {
+    pub bitmap: SlotBitmap,
+    pub heartbeats: Vec<u64>,
+    pub speedtests: Vec<Speedtest>,
+    pub benchmarks: Vec<Benchmark>,
+    pub rentals: Vec<Rental>,
+}
+
+/// The measurement table: one measurement per registry device, in registry order.
+pub fn measure(registry: &[Device], w: Window, mut f: Folded) -> Vec<Measurement> {
+    debug_assert_eq!(w.total_slots(), f.bitmap.total_slots);
+    let mut out = vec![Measurement::default(); registry.len()];
+    for (d, m) in out.iter_mut().enumerate() {
+        m.heartbeats = f.heartbeats[d];
+        let runs = f.bitmap.runs(d as u32);
+        m.online_slots = runs.iter().map(|r| r.1).sum();
+        m.longest_streak_slots = runs.iter().map(|r| r.1).max().unwrap_or(0);
     }
 
-    // SPEC 3.2.4: rentals clipped to the epoch, split by who rents, sorted by start;
-    // the union of each run is measured below.
-    let rows = rt.dev.len() as u64;
-    let df = DataFrame::new_infer_height(vec![
-        u32s("dev", rt.dev),
-        strs("renter", rt.renter),
-        i64s("start", rt.start),
-        i64s("end", rt.end),
-    ])?
-    .lazy()
-    .filter(col("end").gt(lit(w.start)).and(col("start").lt(lit(w.end))))
-    .join(
-        reg.select([col("dev"), col("reg_account")]),
-        [col("dev")],
-        [col("dev")],
-        by_dev(),
-    )
-    .select([
-        col("dev"),
-        col("renter").eq(col("reg_account")).alias("own"),
-        col("start").clip(lit(w.start), lit(w.end)),
-        col("end").clip(lit(w.start), lit(w.end)),
-    ])
-    .sort(
-        ["dev", "own", "start"],
-        SortMultipleOptions::default().with_maintain_order(true),
-    )
-    .collect()?;
-    ignored.rentals = rows - df.height() as u64;
-    let devs = column_u64(&df, "dev")?;
-    let own: Vec<bool> = df
-        .column("own")?
-        .bool()?
-        .iter()
-        .map(|v| v.unwrap_or(false))
-        .collect();
-    let starts: Vec<i64> = df.column("start")?.i64()?.no_null_iter().collect();
-    let ends: Vec<i64> = df.column("end")?.i64()?.no_null_iter().collect();
-    let mut i = 0;
-    while i < devs.len() {
-        let mut j = i;
-        while j < devs.len() && devs[j] == devs[i] && own[j] == own[i] {
-            j += 1;
-        }
-        let union = union_intervals(&starts[i..j], &ends[i..j]);
-        let seconds = total_seconds(&union);
-        let m = &mut out[devs[i] as usize];
-        if own[i] {
-            m.self_rental_seconds = seconds;
-        } else {
-            m.rental_seconds = seconds;
-            m.rental_online_seconds = intersection_seconds(&union, &online[devs[i] as usize]);
-        }
-        i = j;
+    // SPEC 3.2.2: speedtest medians, each column sorted on its own.
+    f.speedtests.sort_unstable();
+    for group in f.speedtests.chunk_by(|a, b| a.0 == b.0) {
+        let m = &mut out[group[0].0 as usize];
+        m.speedtests = group.len() as u64;
+        let median = |column: fn(&Speedtest) -> i128| {
+            let mut v: Vec<i128> = group.iter().map(column).collect();
+            v.sort_unstable();
+            median_of_sorted(&v)
+        };
+        m.median_download_mbps = median(|t| t.1);
+        m.median_upload_mbps = median(|t| t.2);
+        m.median_latency_ms = median(|t| t.3);
     }
-    Ok((out, ignored))
+
+    // SPEC 3.2.3: the benchmark median, and the benchmarks that report another model or
+    // card: how many, and what they say, sorted and distinct.
+    f.benchmarks.sort_unstable();
+    for group in f.benchmarks.chunk_by(|a, b| a.0 == b.0) {
+        let m = &mut out[group[0].0 as usize];
+        m.benchmarks = group.len() as u64;
+        let tflops: Vec<i128> = group.iter().map(|b| b.1).collect();
+        m.median_tflops = median_of_sorted(&tflops);
+        let others = |field: fn(&Benchmark) -> &Option<Box<str>>| {
+            let mut v: Vec<String> = group
+                .iter()
+                .filter_map(|b| field(b).as_deref().map(str::to_string))
+                .collect();
+            let n = v.len() as u64;
+            v.sort_unstable();
+            v.dedup();
+            (n, v)
+        };
+        (m.benchmarks_other_model, m.other_models) = others(|b| &b.2);
+        (m.benchmarks_other_hardware, m.other_hardware_ids) = others(|b| &b.3);
+    }
+
+    // SPEC 3.2.4: unions of rentals, by other accounts and by the device's own; SPEC 8:
+    // the part of the former inside online slots.
+    f.rentals.sort_unstable();
+    for group in f.rentals.chunk_by(|a, b| a.0 == b.0 && a.1 == b.1) {
+        let (d, own) = (group[0].0, group[0].1);
+        let starts: Vec<i64> = group.iter().map(|r| r.2).collect();
+        let ends: Vec<i64> = group.iter().map(|r| r.3).collect();
+        let union = union_intervals(&starts, &ends);
+        let m = &mut out[d as usize];
+        if own {
+            m.self_rental_seconds = total_seconds(&union);
+        } else {
+            m.rental_seconds = total_seconds(&union);
+            let online = slot_runs(&f.bitmap.runs(d), w);
+            m.rental_online_seconds = intersection_seconds(&union, &online);
+        }
+    }
+    out
+}
+
+/// Online slot runs as disjoint `[start, end)` intervals of absolute time.
+pub fn slot_runs(runs: &[(u64, u64)], w: Window) -> Vec<(i64, i64)> {
+    runs.iter()
+        .map(|&(first, n)| {
+            let s = w.start + first as i64 * w.slot_seconds;
+            (s, s + n as i64 * w.slot_seconds)
+        })
+        .collect()
 }
 
 /// The union of intervals `[start, end)` sorted by start, as disjoint sorted intervals.
@@ -366,22 +258,6 @@ pub fn total_seconds(intervals: &[(i64, i64)]) -> u64 {
     intervals.iter().map(|(s, e)| (e - s) as u64).sum()
 }
 
-/// Sorted distinct slot numbers as disjoint `[start, end)` runs of absolute time.
-pub fn slot_runs(slots: &[i64], w: Window) -> Vec<(i64, i64)> {
-    let mut runs: Vec<(i64, i64)> = Vec::new();
-    for &k in slots {
-        let (s, e) = (
-            w.start + k * w.slot_seconds,
-            w.start + (k + 1) * w.slot_seconds,
-        );
-        match runs.last_mut() {
-            Some(last) if last.1 == s => last.1 = e,
-            _ => runs.push((s, e)),
-        }
-    }
-    runs
-}
-
 /// Length of the intersection of two lists of disjoint sorted intervals.
 pub fn intersection_seconds(a: &[(i64, i64)], b: &[(i64, i64)]) -> u64 {
     let (mut i, mut j, mut total) = (0, 0, 0u64);
@@ -397,20 +273,6 @@ pub fn intersection_seconds(a: &[(i64, i64)], b: &[(i64, i64)]) -> u64 {
         }
     }
     total
-}
-
-/// Longest run of consecutive numbers in a sorted, distinct list.
-pub fn longest_run(sorted: &[i64]) -> u64 {
-    let (mut best, mut run) = (0u64, 0u64);
-    for (i, &s) in sorted.iter().enumerate() {
-        run = if i > 0 && sorted[i - 1] + 1 == s {
-            run + 1
-        } else {
-            1
-        };
-        best = best.max(run);
-    }
-    best
 }
 
 #[cfg(test)]
@@ -436,7 +298,7 @@ mod tests {
             slot_seconds: 300,
         };
         // Slots 0, 1 and 3: [1000, 1600) and [1900, 2200).
-        let runs = slot_runs(&[0, 1, 3], w);
+        let runs = slot_runs(&slot_runs_of(&[0b1011], 10), w);
         assert_eq!(runs, [(1000, 1600), (1900, 2200)]);
         // A rental [1500, 2000) meets 100 s of the first run and 100 s of the second.
         assert_eq!(intersection_seconds(&[(1500, 2000)], &runs), 200);
@@ -446,9 +308,48 @@ mod tests {
     }
 
     #[test]
-    fn runs() {
-        assert_eq!(longest_run(&[]), 0);
-        assert_eq!(longest_run(&[3]), 1);
-        assert_eq!(longest_run(&[1, 2, 3, 5, 6]), 3);
+    fn runs_of_bits() {
+        assert_eq!(slot_runs_of(&[0], 64), []);
+        assert_eq!(slot_runs_of(&[0b1000], 64), [(3, 1)]);
+        assert_eq!(slot_runs_of(&[0b110_1110], 64), [(1, 3), (5, 2)]);
+        assert_eq!(slot_runs_of(&[u64::MAX, u64::MAX], 128), [(0, 128)]);
+        // Runs across a word boundary, and bits past `bits` are not slots.
+        assert_eq!(slot_runs_of(&[1 << 63, 0b11], 128), [(63, 3)]);
+        assert_eq!(slot_runs_of(&[u64::MAX, u64::MAX], 70), [(0, 70)]);
+        assert_eq!(slot_runs_of(&[0, 1 << 63], 127), []);
+        // Against a plain scan of every bit.
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        for bits in [1u64, 63, 64, 65, 130, 191] {
+            let words: Vec<u64> = (0..bits.div_ceil(64))
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    x & (x >> 3)
+                })
+                .collect();
+            let set = |i: u64| words[(i / 64) as usize] >> (i % 64) & 1 == 1;
+            let mut naive: Vec<(u64, u64)> = Vec::new();
+            for i in (0..bits).filter(|&i| set(i)) {
+                match naive.last_mut() {
+                    Some(r) if r.0 + r.1 == i => r.1 += 1,
+                    _ => naive.push((i, 1)),
+                }
+            }
+            assert_eq!(slot_runs_of(&words, bits), naive, "{bits}");
+        }
+    }
+
+    #[test]
+    fn bitmap_is_bounded() {
+        assert!(SlotBitmap::new(1_000_000, 366 * 288).is_none());
+        let b = SlotBitmap::new(3, 130).unwrap();
+        b.set(1, 0);
+        b.set(1, 129);
+        b.set(1, 129);
+        b.set(2, 64);
+        assert_eq!(b.runs(0), []);
+        assert_eq!(b.runs(1), [(0, 1), (129, 1)]);
+        assert_eq!(b.runs(2), [(64, 1)]);
     }
 }

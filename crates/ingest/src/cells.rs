@@ -1,9 +1,12 @@
 //! One input value, whichever format it came from, and the SPEC 2 checks of each
-//! column kind. CSV gives text cells; Parquet gives text or natively typed cells.
+//! column kind. CSV gives raw bytes, checked for UTF-8 only where text is needed;
+//! Parquet gives text or natively typed cells.
+
+use std::collections::HashMap;
 
 use tally_core::value::{
-    self, excerpt, format_ts, parse_decimal, parse_gpu_count, parse_timestamp, to_scaled,
-    ValueError, DEC_SCALE,
+    self, excerpt, format_ts, parse_decimal, parse_gpu_count, parse_timestamp,
+    parse_timestamp_bytes, to_scaled, ValueError, DEC_SCALE,
 };
 
 /// Largest Unix-seconds value: 11 digits (SPEC 2.1).
@@ -11,6 +14,9 @@ const MAX_UNIX_SECONDS: i128 = 99_999_999_999;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Cell<'a> {
+    /// A CSV field as it is in the file, not yet known to be UTF-8.
+    Bytes(&'a [u8]),
+    /// A Parquet string.
     Text(&'a str),
     /// A Parquet integer column.
     Int(i128),
@@ -19,21 +25,24 @@ pub enum Cell<'a> {
     /// A Parquet DECIMAL column: mantissa and scale (at most 9).
     Dec(i128, u32),
     Null,
-    /// CSV bytes that are not UTF-8.
-    NotUtf8,
 }
+
+/// The registry's device ids and their positions in it. Every event row is looked up
+/// here, so the hasher is a fast one; the map is never iterated, so its order does not
+/// matter.
+pub type DeviceIndex<'a> = HashMap<&'a [u8], u32, foldhash::fast::FixedState>;
 
 impl Cell<'_> {
     /// The value as text, for `raw` and error messages.
     pub fn render(&self) -> String {
         match *self {
+            Cell::Bytes(b) => String::from_utf8_lossy(b).into_owned(),
             Cell::Text(s) => s.to_string(),
             Cell::Int(i) => i.to_string(),
             Cell::Time(t) => format_ts(t),
             Cell::Dec(m, s) => rust_decimal::Decimal::try_from_i128_with_scale(m, s)
                 .map_or_else(|_| format!("{m}e-{s}"), |d| d.to_string()),
             Cell::Null => String::new(),
-            Cell::NotUtf8 => "<not UTF-8>".to_string(),
         }
     }
 }
@@ -54,7 +63,9 @@ impl<'a> Row<'_, 'a> {
     fn bad(&self, column: usize, e: ValueError) -> RowError {
         let got = match self.cells[column] {
             Cell::Null => "null".to_string(),
-            Cell::NotUtf8 => "bytes that are not UTF-8".to_string(),
+            Cell::Bytes(b) if std::str::from_utf8(b).is_err() => {
+                "bytes that are not UTF-8".to_string()
+            }
             c => format!("{:?}", excerpt(&c.render(), 64)),
         };
         RowError {
@@ -65,10 +76,29 @@ impl<'a> Row<'_, 'a> {
 
     fn text(&self, column: usize, e: ValueError) -> Result<&'a str, RowError> {
         match self.cells[column] {
+            Cell::Bytes(b) => std::str::from_utf8(b).map_err(|_| self.bad(column, e)),
             Cell::Text(s) => Ok(s),
             Cell::Null => Err(self.bad(column, ValueError::Null)),
             _ => Err(self.bad(column, e)),
         }
+    }
+
+    /// A `device_id` that must be in the registry, as its position there. The lookup
+    /// comes first: an id found in the registry is valid, since the registry is.
+    pub fn device(&self, column: usize, index: &DeviceIndex) -> Result<u32, RowError> {
+        let bytes = match self.cells[column] {
+            Cell::Bytes(b) => b,
+            Cell::Text(s) => s.as_bytes(),
+            _ => &[],
+        };
+        if let Some(&i) = index.get(bytes) {
+            return Ok(i);
+        }
+        let id = self.identifier(column)?;
+        Err(RowError {
+            column,
+            message: format!("{:?} is not in the registry", excerpt(id, 64)),
+        })
     }
 
     pub fn identifier(&self, column: usize) -> Result<&'a str, RowError> {
@@ -79,6 +109,7 @@ impl<'a> Row<'_, 'a> {
     pub fn timestamp(&self, column: usize) -> Result<i64, RowError> {
         let e = ValueError::Timestamp;
         match self.cells[column] {
+            Cell::Bytes(b) => parse_timestamp_bytes(b).map_err(|e| self.bad(column, e)),
             Cell::Text(s) => parse_timestamp(s).map_err(|e| self.bad(column, e)),
             Cell::Time(t) if (value::MIN_TIMESTAMP..=value::MAX_TIMESTAMP).contains(&t) => Ok(t),
             Cell::Int(i) if (0..=MAX_UNIX_SECONDS).contains(&i) => Ok(i as i64),
@@ -91,8 +122,8 @@ impl<'a> Row<'_, 'a> {
     pub fn decimal(&self, column: usize) -> Result<i128, RowError> {
         let e = ValueError::Decimal;
         let scaled = match self.cells[column] {
-            Cell::Text(s) => {
-                return parse_decimal(s)
+            Cell::Bytes(_) | Cell::Text(_) => {
+                return parse_decimal(self.text(column, e)?)
                     .map(to_scaled)
                     .map_err(|e| self.bad(column, e))
             }
@@ -108,7 +139,10 @@ impl<'a> Row<'_, 'a> {
 
     pub fn gpu_count(&self, column: usize) -> Result<u32, RowError> {
         match self.cells[column] {
-            Cell::Text(s) => parse_gpu_count(s).map_err(|e| self.bad(column, e)),
+            Cell::Bytes(_) | Cell::Text(_) => {
+                parse_gpu_count(self.text(column, ValueError::GpuCount)?)
+                    .map_err(|e| self.bad(column, e))
+            }
             Cell::Int(i) if (1..=i128::from(tally_core::limits::MAX_GPU_COUNT)).contains(&i) => {
                 Ok(i as u32)
             }
@@ -130,7 +164,13 @@ impl<'a> Row<'_, 'a> {
     /// Free text (SPEC 7): any string; a null is empty.
     pub fn note(&self, column: usize) -> Result<&'a str, RowError> {
         match self.cells[column] {
-            Cell::Text(s) => Ok(s),
+            Cell::Bytes(_) | Cell::Text(_) => {
+                self.text(column, ValueError::Identifier)
+                    .map_err(|_| RowError {
+                        column,
+                        message: "expected UTF-8 text".into(),
+                    })
+            }
             Cell::Null => Ok(""),
             _ => Err(RowError {
                 column,

@@ -42,6 +42,9 @@ pub struct Options {
     pub strict: bool,
     /// Told what ingestion is doing, for a progress display.
     pub progress: Option<ProgressHook>,
+    /// Worker threads reading the event tables; 0 for one per core. Outputs do not
+    /// depend on it.
+    pub threads: usize,
 }
 
 /// What ingestion is doing.
@@ -208,29 +211,6 @@ pub fn load_rules(
     ))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn built_in_rules_are_the_published_ones() {
-        use sha2::Digest;
-        assert_eq!(PUBLISHED_SUMS.lines().count(), PUBLISHED_RULES.len());
-        for (version, text) in PUBLISHED_RULES {
-            let sha = hex(&sha2::Sha256::digest(text.as_bytes()));
-            assert_eq!(published_sha256(version), Some(sha.as_str()), "{version}");
-            let rules = Rules::parse("r.toml", text).unwrap();
-            assert_eq!(&rules.version, version);
-            assert_eq!(publication(&rules, &sha), Publication::Matches);
-            assert_eq!(
-                publication(&rules, "00"),
-                Publication::Differs(published_sha256(version).unwrap())
-            );
-        }
-        assert_eq!(published_sha256("v9"), None);
-    }
-}
-
 fn required(dir: &Path, stem: &str) -> Result<table::Source, IngestError> {
     table::find(dir, stem)?.ok_or_else(|| {
         IngestError::file(
@@ -256,12 +236,31 @@ pub fn load(dir: &Path, opts: &Options) -> Result<LoadedEpoch, IngestError> {
     let mut rejected = Vec::new();
     let mut counts = Vec::new();
 
+    let workers = match opts.threads {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    };
+    let table = |source, columns| table::Table {
+        source,
+        columns,
+        workers,
+        progress: opts.progress,
+    };
+    // Tables whose row order matters (the first of two rows is named) get one worker.
+    let in_order = |source, columns| table::Table {
+        workers: 1,
+        ..table(source, columns)
+    };
+
     // The registry: any bad row is an error (SPEC 2.2).
     let src = required(dir, "devices")?;
-    let mut registry: BTreeMap<String, Device> = BTreeMap::new();
-    let mut first_line: HashMap<String, u64> = HashMap::new();
-    let mut duplicate: Option<(String, u64)> = None;
-    let mut n = 0u64;
+    #[derive(Default)]
+    struct Registry {
+        devices: BTreeMap<String, Device>,
+        first_line: HashMap<String, u64>,
+        duplicate: Option<(String, u64)>,
+        rows: u64,
+    }
     const DEVICE_COLUMNS: [&str; 7] = [
         "device_id",
         "account_id",
@@ -271,25 +270,32 @@ pub fn load(dir: &Path, opts: &Options) -> Result<LoadedEpoch, IngestError> {
         "ip",
         "registered_at",
     ];
-    let stats = table::read(opts.progress, &src, &DEVICE_COLUMNS, |row| {
-        n += 1;
-        let d = Device {
-            device_id: row.identifier(0)?.to_string(),
-            account_id: row.identifier(1)?.to_string(),
-            gpu_model: row.identifier(2)?.to_string(),
-            gpu_count: row.gpu_count(3)?,
-            hardware_id: row.identifier(4)?.to_string(),
-            ip: row.ip(5)?,
-            registered_at: row.timestamp(6)?,
-        };
-        if registry.contains_key(&d.device_id) {
-            duplicate.get_or_insert((d.device_id.clone(), n));
-        } else {
-            first_line.insert(d.device_id.clone(), n);
-            registry.insert(d.device_id.clone(), d);
-        }
-        Ok(())
-    })?;
+    let (stats, states) =
+        in_order(&src, &DEVICE_COLUMNS).read(Registry::default, |reg: &mut Registry, row| {
+            reg.rows += 1;
+            let d = Device {
+                device_id: row.identifier(0)?.to_string(),
+                account_id: row.identifier(1)?.to_string(),
+                gpu_model: row.identifier(2)?.to_string(),
+                gpu_count: row.gpu_count(3)?,
+                hardware_id: row.identifier(4)?.to_string(),
+                ip: row.ip(5)?,
+                registered_at: row.timestamp(6)?,
+            };
+            if reg.devices.contains_key(&d.device_id) {
+                reg.duplicate.get_or_insert((d.device_id.clone(), reg.rows));
+            } else if reg.devices.len() <= MAX_DEVICES {
+                reg.first_line.insert(d.device_id.clone(), reg.rows);
+                reg.devices.insert(d.device_id.clone(), d);
+            }
+            Ok(())
+        })?;
+    let Registry {
+        devices: registry,
+        first_line,
+        duplicate,
+        ..
+    } = states.into_iter().next().expect("one worker");
     if let Some(r) = stats.rejected.first() {
         return Err(IngestError::Line {
             file: r.file.clone(),
@@ -329,154 +335,185 @@ pub fn load(dir: &Path, opts: &Options) -> Result<LoadedEpoch, IngestError> {
     });
 
     let devices: Vec<Device> = registry.values().cloned().collect();
-    let index: HashMap<&str, u32> = devices
+    let index: cells::DeviceIndex = devices
         .iter()
         .enumerate()
-        .map(|(i, d)| (d.device_id.as_str(), i as u32))
+        .map(|(i, d)| (d.device_id.as_bytes(), i as u32))
         .collect();
-    let dev = |row: &cells::Row| -> Result<u32, cells::RowError> {
-        let id = row.identifier(0)?;
-        index.get(id).copied().ok_or_else(|| cells::RowError {
-            column: 0,
-            message: format!(
-                "{:?} is not in the registry",
-                tally_core::value::excerpt(id, 64)
-            ),
-        })
+    let window = Window {
+        start: epoch.start,
+        end: epoch.end,
+        slot_seconds: rules.slot_seconds,
     };
+    let bitmap = aggregate::SlotBitmap::new(devices.len(), total_slots).ok_or_else(|| {
+        IngestError::file(
+            "epoch.toml",
+            format!(
+                "{} devices × {total_slots} slots need {} MiB of online-slot bitmaps, more than the {} MiB \
+                 tally allows; settle the campaign in shorter epochs",
+                devices.len(),
+                aggregate::SlotBitmap::bytes(devices.len(), total_slots) >> 20,
+                tally_core::limits::MAX_SLOT_BITMAP_BYTES >> 20
+            ),
+        )
+    })?;
 
     let mut tables: Vec<table::TableStats> = Vec::new();
-    let mut hb = aggregate::Heartbeats::default();
+    let mut ignored = Ignored::default();
+
+    // SPEC 3.2.1: heartbeats set the bits of their slots; nothing else of them is kept.
     let src = required(dir, "heartbeats")?;
-    tables.push(table::read(
-        opts.progress,
-        &src,
-        &["device_id", "ts"],
-        |row| {
-            let (d, ts) = (dev(row)?, row.timestamp(1)?);
-            hb.dev.push(d);
-            hb.ts.push(ts);
-            Ok(())
-        },
-    )?);
-
-    let mut st = aggregate::Speedtests::default();
-    let src = required(dir, "speedtests")?;
-    tables.push(table::read(
-        opts.progress,
-        &src,
-        &[
-            "device_id",
-            "ts",
-            "download_mbps",
-            "upload_mbps",
-            "latency_ms",
-        ],
-        |row| {
-            let v = (
-                dev(row)?,
-                row.timestamp(1)?,
-                row.decimal(2)?,
-                row.decimal(3)?,
-                row.decimal(4)?,
-            );
-            st.dev.push(v.0);
-            st.ts.push(v.1);
-            st.download.push(v.2);
-            st.upload.push(v.3);
-            st.latency.push(v.4);
-            Ok(())
-        },
-    )?);
-
-    let mut bm = aggregate::Benchmarks::default();
-    let src = required(dir, "benchmarks")?;
-    tables.push(table::read(
-        opts.progress,
-        &src,
-        &["device_id", "ts", "gpu_model", "hardware_id", "tflops"],
-        |row| {
-            let v = (
-                dev(row)?,
-                row.timestamp(1)?,
-                row.identifier(2)?,
-                row.identifier(3)?,
-                row.decimal(4)?,
-            );
-            bm.dev.push(v.0);
-            bm.ts.push(v.1);
-            bm.gpu_model.push(v.2.to_string());
-            bm.hardware_id.push(v.3.to_string());
-            bm.tflops.push(v.4);
-            Ok(())
-        },
-    )?);
-
-    let mut rt = aggregate::Rentals::default();
-    let src = required(dir, "rentals")?;
-    tables.push(table::read(
-        opts.progress,
-        &src,
-        &[
-            "device_id",
-            "rental_id",
-            "renter_account_id",
-            "start",
-            "end",
-        ],
-        |row| {
-            let v = (
-                dev(row)?,
-                row.identifier(1)?,
-                row.identifier(2)?,
-                row.timestamp(3)?,
-                row.timestamp(4)?,
-            );
-            if v.4 <= v.3 {
-                return Err(cells::RowError {
-                    column: 4,
-                    message: "a rental must end after it starts".into(),
-                });
+    let (stats, states) = table(&src, &["device_id", "ts"]).read(
+        || aggregate::HeartbeatCounts::new(devices.len()),
+        |c, row| {
+            let (d, ts) = (row.device(0, &index)?, row.timestamp(1)?);
+            if window.contains(ts) && ts >= devices[d as usize].registered_at {
+                c.per_device[d as usize] += 1;
+                bitmap.set(d, window.slot(ts));
+            } else {
+                c.ignored += 1;
             }
-            rt.dev.push(v.0);
-            rt.renter.push(v.2.to_string());
-            rt.start.push(v.3);
-            rt.end.push(v.4);
             Ok(())
         },
-    )?);
+    )?;
+    tables.push(stats);
+    let mut heartbeats = vec![0u64; devices.len()];
+    for c in states {
+        ignored.heartbeats += c.ignored;
+        for (total, n) in heartbeats.iter_mut().zip(c.per_device) {
+            *total += n;
+        }
+    }
+
+    /// In-epoch rows of a small event table, from any number of workers.
+    #[derive(Default)]
+    struct Kept<T> {
+        rows: Vec<T>,
+        ignored: u64,
+    }
+    fn merge<T>(states: Vec<Kept<T>>, ignored: &mut u64) -> Vec<T> {
+        let mut all = Vec::new();
+        for mut k in states {
+            *ignored += k.ignored;
+            all.append(&mut k.rows);
+        }
+        all
+    }
+
+    let src = required(dir, "speedtests")?;
+    let columns = [
+        "device_id",
+        "ts",
+        "download_mbps",
+        "upload_mbps",
+        "latency_ms",
+    ];
+    let (stats, states) = table(&src, &columns).read(Kept::default, |k, row| {
+        let (d, ts) = (row.device(0, &index)?, row.timestamp(1)?);
+        let t = (d, row.decimal(2)?, row.decimal(3)?, row.decimal(4)?);
+        if window.contains(ts) {
+            k.rows.push(t);
+        } else {
+            k.ignored += 1;
+        }
+        Ok(())
+    })?;
+    tables.push(stats);
+    let speedtests = merge(states, &mut ignored.speedtests);
+
+    let src = required(dir, "benchmarks")?;
+    let columns = ["device_id", "ts", "gpu_model", "hardware_id", "tflops"];
+    let (stats, states) = table(&src, &columns).read(Kept::default, |k, row| {
+        let (d, ts) = (row.device(0, &index)?, row.timestamp(1)?);
+        let (model, hardware) = (row.identifier(2)?, row.identifier(3)?);
+        let tflops = row.decimal(4)?;
+        if window.contains(ts) {
+            let reg = &devices[d as usize];
+            let other = |v: &str, registered: &str| (v != registered).then(|| v.into());
+            k.rows.push((
+                d,
+                tflops,
+                other(model, &reg.gpu_model),
+                other(hardware, &reg.hardware_id),
+            ));
+        } else {
+            k.ignored += 1;
+        }
+        Ok(())
+    })?;
+    tables.push(stats);
+    let benchmarks = merge(states, &mut ignored.benchmarks);
+
+    let src = required(dir, "rentals")?;
+    let columns = [
+        "device_id",
+        "rental_id",
+        "renter_account_id",
+        "start",
+        "end",
+    ];
+    let (stats, states) = table(&src, &columns).read(Kept::default, |k, row| {
+        let d = row.device(0, &index)?;
+        row.identifier(1)?;
+        let renter = row.identifier(2)?;
+        let (start, end) = (row.timestamp(3)?, row.timestamp(4)?);
+        if end <= start {
+            return Err(cells::RowError {
+                column: 4,
+                message: "a rental must end after it starts".into(),
+            });
+        }
+        if end > window.start && start < window.end {
+            let own = renter == devices[d as usize].account_id;
+            k.rows.push((
+                d,
+                own,
+                start.clamp(window.start, window.end),
+                end.clamp(window.start, window.end),
+            ));
+        } else {
+            k.ignored += 1;
+        }
+        Ok(())
+    })?;
+    tables.push(stats);
+    let rentals = merge(states, &mut ignored.rentals);
 
     // Dispute decisions (SPEC 7): optional; two for one device is an error.
-    let mut overrides: BTreeMap<String, Override> = BTreeMap::new();
-    let mut twice: Option<String> = None;
-    let override_stats = match table::find(dir, "overrides")? {
-        None => None,
-        Some(src) => Some(table::read(
-            opts.progress,
-            &src,
-            &["device_id", "action", "ticket", "note"],
-            |row| {
-                let o = Override {
-                    device_id: devices[dev(row)? as usize].device_id.clone(),
-                    action: row.action(1)?,
-                    ticket: row.identifier(2)?.to_string(),
-                    note: row.note(3)?.to_string(),
-                };
-                if overrides.contains_key(&o.device_id) {
-                    twice.get_or_insert(o.device_id.clone());
-                } else {
-                    overrides.insert(o.device_id.clone(), o);
-                }
-                Ok(())
-            },
-        )?),
-    };
-    if let (Some(id), Some(stats)) = (&twice, &override_stats) {
-        return Err(IngestError::file(
-            &stats.source.file,
-            format!("device {id:?} has more than one override; a device gets at most one decision"),
-        ));
+    #[derive(Default)]
+    struct Decisions {
+        by_device: BTreeMap<String, Override>,
+        twice: Option<String>,
     }
+    let columns = ["device_id", "action", "ticket", "note"];
+    let (overrides, override_stats) = match table::find(dir, "overrides")? {
+        None => (BTreeMap::new(), None),
+        Some(src) => {
+            let (stats, states) =
+                in_order(&src, &columns).read(Decisions::default, |o: &mut Decisions, row| {
+                    let decision = Override {
+                        device_id: devices[row.device(0, &index)? as usize].device_id.clone(),
+                        action: row.action(1)?,
+                        ticket: row.identifier(2)?.to_string(),
+                        note: row.note(3)?.to_string(),
+                    };
+                    if o.by_device.contains_key(&decision.device_id) {
+                        o.twice.get_or_insert(decision.device_id.clone());
+                    } else {
+                        o.by_device.insert(decision.device_id.clone(), decision);
+                    }
+                    Ok(())
+                })?;
+            let o = states.into_iter().next().expect("one worker");
+            if let Some(id) = o.twice {
+                return Err(IngestError::file(
+                    &stats.source.file,
+                    format!("device {id:?} has more than one override; a device gets at most one decision"),
+                ));
+            }
+            (o.by_device, Some(stats))
+        }
+    };
     tables.extend(override_stats);
 
     // Rejected rows: reported, bounded by max_rejected_ratio, none under --strict.
@@ -502,16 +539,20 @@ pub fn load(dir: &Path, opts: &Options) -> Result<LoadedEpoch, IngestError> {
         }
     }
 
-    let window = Window {
-        start: epoch.start,
-        end: epoch.end,
-        slot_seconds: rules.slot_seconds,
-    };
     if let Some(hook) = opts.progress {
         hook(Progress::Stage("aggregating"));
     }
-    let (measured, ignored) = aggregate::aggregate(&devices, window, hb, st, bm, rt)
-        .map_err(|e| IngestError::file("heartbeats", format!("aggregation failed: {e}")))?;
+    let measured = aggregate::measure(
+        &devices,
+        window,
+        aggregate::Folded {
+            bitmap,
+            heartbeats,
+            speedtests,
+            benchmarks,
+            rentals,
+        },
+    );
     let ignored_by = [
         ignored.heartbeats,
         ignored.speedtests,
@@ -576,4 +617,27 @@ pub fn load(dir: &Path, opts: &Options) -> Result<LoadedEpoch, IngestError> {
 fn too_many(rejected: u64, rows: u64, ratio: Decimal) -> bool {
     // ratio has at most 6 places and rows < 2^64: the product is exact in rust_decimal.
     Decimal::from(rejected) > ratio * Decimal::from(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn built_in_rules_are_the_published_ones() {
+        use sha2::Digest;
+        assert_eq!(PUBLISHED_SUMS.lines().count(), PUBLISHED_RULES.len());
+        for (version, text) in PUBLISHED_RULES {
+            let sha = hex(&sha2::Sha256::digest(text.as_bytes()));
+            assert_eq!(published_sha256(version), Some(sha.as_str()), "{version}");
+            let rules = Rules::parse("r.toml", text).unwrap();
+            assert_eq!(&rules.version, version);
+            assert_eq!(publication(&rules, &sha), Publication::Matches);
+            assert_eq!(
+                publication(&rules, "00"),
+                Publication::Differs(published_sha256(version).unwrap())
+            );
+        }
+        assert_eq!(published_sha256("v9"), None);
+    }
 }

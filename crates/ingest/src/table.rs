@@ -1,20 +1,51 @@
 //! Reading one table, CSV or Parquet, record by record into [`Cell`]s. The only
 //! place that opens input tables.
+//!
+//! Memory is bounded by the block size, the row-group size and the number of workers,
+//! never by the length of a file: a table of a billion rows streams through. Each
+//! worker folds the rows it is given into a state of its own (`S`); the caller merges
+//! the states, so what it computes must not depend on which worker saw which row
+//! (counts, bitmaps, lists it sorts). With one worker, rows arrive in file order.
+//!
+//! CSV has two paths that read the same records:
+//! - the **block path**: the file is cut into blocks of whole lines, hashed in order by
+//!   the reading thread and parsed by the workers. It takes the records of a file that
+//!   has no `"` and no CR other than in CRLF: there, every LF ends a record, so a
+//!   block boundary is always a record boundary;
+//! - the **csv crate**, serially, for everything else (quoting, bare CR, blank lines
+//!   before the header, lines longer than a block). The block path hands over to it at
+//!   the first block it cannot take, so a file that is quoted only near its end is
+//!   still read mostly in parallel. A test checks that both paths read the same
+//!   records, line numbers and raw text on random files.
 
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 
 use polars::prelude::*;
 use sha2::{Digest, Sha256};
 
 use crate::cells::{Cell, Row, RowError};
 use crate::error::IngestError;
+use tally_core::limits::MAX_PARQUET_ROW_GROUP_ROWS;
 use tally_core::run::RejectedRow;
 use tally_core::value::excerpt;
 
 /// Longest `raw` excerpt kept for a rejected row.
 const MAX_RAW_CHARS: usize = 1_024;
+
+/// Most columns the SPEC names in one table (the registry has seven).
+const MAX_SPEC_COLUMNS: usize = 8;
+
+/// Size of a CSV block: large enough that handing blocks to workers costs nothing,
+/// small enough that a few per worker stay a few tens of MiB.
+/// Unit tests use tiny blocks, so that their small files cross many block boundaries.
+const BLOCK_BYTES: usize = if cfg!(test) { 96 } else { 8 << 20 };
+
+/// How often a reader reports how many rows it has read.
+const PROGRESS_EVERY: u64 = 1 << 20;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -37,6 +68,7 @@ pub struct TableStats {
     /// Data records (header and blank lines not counted).
     pub rows: u64,
     pub sha256: String,
+    /// In file order.
     pub rejected: Vec<RejectedRow>,
 }
 
@@ -75,32 +107,492 @@ pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Reads every record of `source`, mapping the `columns` named by the SPEC, and
-/// hands each to `on_row`. A row `on_row` refuses is collected as rejected.
-pub fn read(
-    progress: Option<crate::ProgressHook>,
-    source: &Source,
-    columns: &[&str],
-    on_row: impl FnMut(&Row) -> Result<(), RowError>,
-) -> Result<TableStats, IngestError> {
-    let report = |rows: u64| {
-        if let Some(hook) = progress {
+/// One table being read: where from, which columns, how many workers, and who hears
+/// of progress.
+pub struct Table<'a> {
+    pub source: &'a Source,
+    pub columns: &'a [&'a str],
+    /// Worker threads; 1 keeps rows in file order.
+    pub workers: usize,
+    pub progress: Option<crate::ProgressHook>,
+}
+
+impl Table<'_> {
+    /// Reads every record, mapping the SPEC's columns, and folds each into the state
+    /// of the worker that reads it. A row `on_row` refuses is collected as rejected.
+    /// Returns the states of all workers, in no particular order.
+    pub fn read<S: Send>(
+        &self,
+        init: impl Fn() -> S + Sync,
+        on_row: impl Fn(&mut S, &Row) -> Result<(), RowError> + Sync,
+    ) -> Result<(TableStats, Vec<S>), IngestError> {
+        assert!(self.columns.len() <= MAX_SPEC_COLUMNS);
+        let workers = self.workers.max(1);
+        let (stats, states) = match self.source.format {
+            Format::Csv => self.read_csv(workers, &init, &on_row),
+            Format::Parquet => self.read_parquet(workers, &init, &on_row),
+        }?;
+        self.report(stats.rows);
+        Ok((stats, states))
+    }
+
+    fn report(&self, rows: u64) {
+        if let Some(hook) = self.progress {
             hook(crate::Progress::Rows {
-                file: &source.file,
+                file: &self.source.file,
                 rows,
             });
         }
-    };
-    let stats = match source.format {
-        Format::Csv => read_csv(source, columns, on_row, &report),
-        Format::Parquet => read_parquet(source, columns, on_row, &report),
-    }?;
-    report(stats.rows);
-    Ok(stats)
+    }
+
+    fn file(&self) -> &str {
+        &self.source.file
+    }
+
+    fn reason(&self, e: &RowError) -> String {
+        format!("{}: {}", self.columns[e.column], e.message)
+    }
+
+    fn reject(&self, line: u64, reason: String, raw: &str) -> RejectedRow {
+        RejectedRow {
+            file: self.file().to_string(),
+            line,
+            reason,
+            raw: excerpt(raw, MAX_RAW_CHARS),
+        }
+    }
+
+    /// Positions of the SPEC's columns among the header's names: a missing one or a
+    /// repeated one is an error (SPEC 2.2; a repeated extra column is ignored).
+    fn layout(&self, line: u64, names: &[&str]) -> Result<Layout, IngestError> {
+        let err = |message: String| IngestError::Line {
+            file: self.file().to_string(),
+            line,
+            message,
+        };
+        for (i, name) in names.iter().enumerate() {
+            if self.columns.contains(name) && names[..i].contains(name) {
+                return Err(err(format!(
+                    "column {:?} is named twice in the header",
+                    excerpt(name, 64)
+                )));
+            }
+        }
+        let positions = self
+            .columns
+            .iter()
+            .map(|c| {
+                names.iter().position(|n| n == c).ok_or_else(|| {
+                    err(format!(
+                        "missing column {c:?}; the header must name {} (order free, names exact and case-sensitive)",
+                        self.columns.join(", ")
+                    ))
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Layout {
+            positions,
+            width: names.len(),
+        })
+    }
+
+    /// One record's fields, checked against the header and handed to `on_row`.
+    fn record<S>(
+        &self,
+        layout: &Layout,
+        fields: &[&[u8]],
+        state: &mut S,
+        on_row: &(impl Fn(&mut S, &Row) -> Result<(), RowError> + Sync),
+    ) -> Result<(), String> {
+        if fields.len() != layout.width {
+            return Err(format!(
+                "expected {} fields as in the header, found {}",
+                layout.width,
+                fields.len()
+            ));
+        }
+        let mut cells = [Cell::Null; MAX_SPEC_COLUMNS];
+        for (cell, &p) in cells.iter_mut().zip(&layout.positions) {
+            *cell = Cell::Bytes(fields[p]);
+        }
+        on_row(
+            state,
+            &Row {
+                cells: &cells[..layout.positions.len()],
+            },
+        )
+        .map_err(|e| self.reason(&e))
+    }
 }
 
-fn reason(columns: &[&str], e: &RowError) -> String {
-    format!("{}: {}", columns[e.column], e.message)
+/// Where the SPEC's columns are in a CSV file.
+struct Layout {
+    positions: Vec<usize>,
+    /// Fields per record, as in the header.
+    width: usize,
+}
+
+/// What a worker found in one block.
+struct BlockResult {
+    index: usize,
+    rows: u64,
+    newlines: u64,
+    /// Line (counted from the block's first, 0-based), reason, raw text.
+    rejected: Vec<(u64, String, String)>,
+}
+
+/// A block the block path can take: no `"`, and every CR is part of a CRLF.
+fn block_path_can_take(bytes: &[u8]) -> bool {
+    memchr::memchr(b'"', bytes).is_none()
+        && memchr::memchr_iter(b'\r', bytes).all(|i| bytes.get(i + 1) == Some(&b'\n'))
+}
+
+/// Reads up to `want` more bytes into `buf`, looping over short reads; false at EOF.
+fn fill(f: &mut File, buf: &mut Vec<u8>, want: usize) -> io::Result<bool> {
+    let start = buf.len();
+    buf.resize(start + want, 0);
+    let mut n = start;
+    while n < buf.len() {
+        match f.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                buf.truncate(n);
+                return Err(e);
+            }
+        }
+    }
+    buf.truncate(n);
+    Ok(n > start)
+}
+
+impl Table<'_> {
+    fn read_csv<S: Send>(
+        &self,
+        workers: usize,
+        init: &(impl Fn() -> S + Sync),
+        on_row: &(impl Fn(&mut S, &Row) -> Result<(), RowError> + Sync),
+    ) -> Result<(TableStats, Vec<S>), IngestError> {
+        let file = self.file();
+        let io_err = |e| IngestError::io(file, e);
+        let mut f = File::open(&self.source.path).map_err(io_err)?;
+        let mut hash = Sha256::new();
+        let mut buf: Vec<u8> = Vec::with_capacity(BLOCK_BYTES);
+        fill(&mut f, &mut buf, BLOCK_BYTES).map_err(io_err)?;
+
+        // The header, if the block path can take it: the first line, not blank, no
+        // quote, no bare CR. Anything else goes to the csv crate from the start.
+        let bom = if buf.starts_with(b"\xEF\xBB\xBF") {
+            3
+        } else {
+            0
+        };
+        let header = memchr::memchr(b'\n', &buf).map(|nl| {
+            let line = &buf[bom..nl];
+            (line.strip_suffix(b"\r").unwrap_or(line), nl + 1)
+        });
+        let Some((header, data_start)) = header
+            .filter(|(h, _)| !h.is_empty() && block_path_can_take(h))
+            .map(|(h, start)| (h.to_vec(), start))
+        else {
+            let mut states = vec![init()];
+            let stats = self.serial_csv(0, 1, None, hash, &mut states[0], on_row, 0)?;
+            return Ok((stats, states));
+        };
+        let names = header
+            .split(|&b| b == b',')
+            .map(std::str::from_utf8)
+            .collect::<Result<Vec<&str>, _>>()
+            .map_err(|_| IngestError::Line {
+                file: file.to_string(),
+                line: 1,
+                message: "header is not UTF-8".into(),
+            })?;
+        let layout = self.layout(1, &names)?;
+        hash.update(&buf[..data_start]);
+        buf.drain(..data_start);
+
+        // Blocks of whole lines go to the workers; free buffers come back with results.
+        let (work_tx, work_rx) = crossbeam_channel::bounded::<(usize, Vec<u8>)>(workers);
+        let (done_tx, done_rx) = crossbeam_channel::unbounded::<(BlockResult, Vec<u8>)>();
+        let mut results: Vec<BlockResult> = Vec::new();
+        let mut handover: Option<u64> = None;
+        let mut offset = data_start as u64;
+        let layout_ref = &layout;
+        let states = std::thread::scope(|scope| -> Result<Vec<S>, IngestError> {
+            let handles: Vec<_> = (0..workers)
+                .map(|_| {
+                    let (rx, tx) = (work_rx.clone(), done_tx.clone());
+                    let layout = layout_ref;
+                    scope.spawn(move || {
+                        let mut state = init();
+                        for (index, block) in rx {
+                            let r = self.parse_block(index, &block, layout, &mut state, on_row);
+                            if tx.send((r, block)).is_err() {
+                                break;
+                            }
+                        }
+                        state
+                    })
+                })
+                .collect();
+            drop(done_tx);
+            let mut free: Vec<Vec<u8>> = Vec::new();
+            let mut rows_seen = 0u64;
+            let mut collect = |r: BlockResult, b: Vec<u8>, free: &mut Vec<Vec<u8>>| {
+                if (rows_seen + r.rows) / PROGRESS_EVERY > rows_seen / PROGRESS_EVERY {
+                    self.report(rows_seen + r.rows);
+                }
+                rows_seen += r.rows;
+                results.push(r);
+                free.push(b);
+            };
+            let mut eof = false;
+            let mut index = 0;
+            let sent: Result<(), IngestError> = loop {
+                if !eof && buf.len() < BLOCK_BYTES {
+                    let want = BLOCK_BYTES - buf.len();
+                    match fill(&mut f, &mut buf, want) {
+                        Ok(more) => eof = !more || buf.len() < BLOCK_BYTES,
+                        Err(e) => break Err(io_err(e)),
+                    }
+                }
+                if buf.is_empty() {
+                    break Ok(());
+                }
+                // The block ends after its last LF (at EOF: at the end of the file).
+                let end = if eof {
+                    buf.len()
+                } else {
+                    match memchr::memrchr(b'\n', &buf) {
+                        Some(nl) => nl + 1,
+                        None => {
+                            handover = Some(offset);
+                            break Ok(());
+                        }
+                    }
+                };
+                if !block_path_can_take(&buf[..end]) {
+                    handover = Some(offset);
+                    break Ok(());
+                }
+                hash.update(&buf[..end]);
+                let mut next = free
+                    .pop()
+                    .unwrap_or_else(|| Vec::with_capacity(BLOCK_BYTES));
+                next.clear();
+                next.extend_from_slice(&buf[end..]);
+                buf.truncate(end);
+                let block = std::mem::replace(&mut buf, next);
+                offset += end as u64;
+                if work_tx.send((index, block)).is_err() {
+                    break Ok(());
+                }
+                index += 1;
+                while let Ok((r, b)) = done_rx.try_recv() {
+                    collect(r, b, &mut free);
+                }
+            };
+            drop(work_tx);
+            for (r, b) in done_rx.iter() {
+                collect(r, b, &mut free);
+            }
+            let states = handles
+                .into_iter()
+                .map(|h| h.join().expect("a CSV worker panicked"))
+                .collect();
+            sent.map(|()| states)
+        })?;
+
+        results.sort_by_key(|r| r.index);
+        let mut rows = 0;
+        let mut line = 2; // the line the current block starts on; the header is line 1
+        let mut rejected = Vec::new();
+        for r in &results {
+            rows += r.rows;
+            rejected.extend(
+                r.rejected
+                    .iter()
+                    .map(|(l, reason, raw)| self.reject(line + l, reason.clone(), raw)),
+            );
+            line += r.newlines;
+        }
+        let mut states = states;
+        let sha256 = match handover {
+            Some(offset) => {
+                let rest = self.serial_csv(
+                    offset,
+                    line,
+                    Some(layout),
+                    hash,
+                    &mut states[0],
+                    on_row,
+                    rows,
+                )?;
+                rows += rest.rows;
+                rejected.extend(rest.rejected);
+                rest.sha256
+            }
+            None => hex(&hash.finalize()),
+        };
+        Ok((
+            TableStats {
+                source: self.source.clone(),
+                rows,
+                sha256,
+                rejected,
+            },
+            states,
+        ))
+    }
+
+    /// The block path: splits a block of whole lines into records.
+    fn parse_block<S>(
+        &self,
+        index: usize,
+        block: &[u8],
+        layout: &Layout,
+        state: &mut S,
+        on_row: &(impl Fn(&mut S, &Row) -> Result<(), RowError> + Sync),
+    ) -> BlockResult {
+        let mut r = BlockResult {
+            index,
+            rows: 0,
+            newlines: 0,
+            rejected: Vec::new(),
+        };
+        let mut fields: Vec<&[u8]> = Vec::with_capacity(layout.width);
+        let mut start = 0;
+        while start < block.len() {
+            let end = memchr::memchr(b'\n', &block[start..]).map_or(block.len(), |i| start + i);
+            let line = &block[start..end];
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            if !line.is_empty() {
+                r.rows += 1;
+                fields.clear();
+                fields.extend(line.split(|&b| b == b','));
+                if let Err(reason) = self.record(layout, &fields, state, on_row) {
+                    r.rejected.push((
+                        r.newlines,
+                        reason,
+                        String::from_utf8_lossy(line).into_owned(),
+                    ));
+                }
+            }
+            if end < block.len() {
+                r.newlines += 1;
+            }
+            start = end + 1;
+        }
+        r
+    }
+
+    /// The csv crate, from byte `offset` (a record boundary on line `line`) to the end.
+    /// With no `layout`, `offset` is 0 and the header is read first. `hash` holds the
+    /// hash of the bytes before `offset`.
+    #[allow(clippy::too_many_arguments)]
+    fn serial_csv<S>(
+        &self,
+        offset: u64,
+        line: u64,
+        layout: Option<Layout>,
+        hash: Sha256,
+        state: &mut S,
+        on_row: &(impl Fn(&mut S, &Row) -> Result<(), RowError> + Sync),
+        rows_before: u64,
+    ) -> Result<TableStats, IngestError> {
+        let file = self.file();
+        let mut f = File::open(&self.source.path).map_err(|e| IngestError::io(file, e))?;
+        f.seek(SeekFrom::Start(offset))
+            .map_err(|e| IngestError::io(file, e))?;
+        let hashing = Hashing {
+            inner: io::BufReader::with_capacity(1 << 20, f),
+            hash,
+        };
+        // Resuming inside the file, the csv crate is first given one LF, a blank line it
+        // skips: it strips a UTF-8 BOM at the start of what it reads, which is right at
+        // the start of the file and wrong anywhere else.
+        let prefix: &[u8] = if offset == 0 { b"" } else { b"\n" };
+        let mut rdr = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .from_reader(prefix.chain(hashing));
+        let csv_err = |e: csv::Error| match e.kind() {
+            csv::ErrorKind::Io(_) => IngestError::file(file, format!("cannot read: {e}")),
+            _ => IngestError::file(file, format!("malformed CSV: {e}")),
+        };
+        // The csv crate counts lines from 1 where it starts, and bytes from 0.
+        let at = |l: u64| line + l - 1 - prefix.len() as u64;
+        let byte_at = |b: u64| offset + b - prefix.len() as u64;
+
+        let mut record = csv::ByteRecord::new();
+        let layout = match layout {
+            Some(l) => l,
+            None => {
+                if !rdr.read_byte_record(&mut record).map_err(csv_err)? {
+                    return Err(IngestError::file(
+                        file,
+                        "empty file: expected a header row naming the columns",
+                    ));
+                }
+                let header_line = at(record.position().map_or(1, |p| p.line()));
+                let names = record
+                    .iter()
+                    .map(std::str::from_utf8)
+                    .collect::<Result<Vec<&str>, _>>()
+                    .map_err(|_| IngestError::Line {
+                        file: file.to_string(),
+                        line: header_line,
+                        message: "header is not UTF-8".into(),
+                    })?;
+                self.layout(header_line, &names)?
+            }
+        };
+
+        let mut rows = 0u64;
+        let mut rejected_at: Vec<(u64, u64, String)> = Vec::new();
+        loop {
+            let start = rdr.position().byte();
+            if !rdr.read_byte_record(&mut record).map_err(csv_err)? {
+                break;
+            }
+            rows += 1;
+            if (rows_before + rows).is_multiple_of(PROGRESS_EVERY) {
+                self.report(rows_before + rows);
+            }
+            let line = at(record.position().map_or(1, |p| p.line()));
+            let record_start = record.position().map_or(start, |p| p.byte());
+            let fields: Vec<&[u8]> = record.iter().collect();
+            if let Err(reason) = self.record(&layout, &fields, state, on_row) {
+                rejected_at.push((line, byte_at(record_start), reason));
+            }
+        }
+        let sha256 = hex(&rdr.into_inner().into_inner().1.hash.finalize());
+
+        // Raw text of the rejected records, read back from their byte offsets.
+        let mut rejected = Vec::with_capacity(rejected_at.len());
+        if !rejected_at.is_empty() {
+            let mut f = File::open(&self.source.path).map_err(|e| IngestError::io(file, e))?;
+            for (line, offset, reason) in rejected_at {
+                f.seek(SeekFrom::Start(offset))
+                    .map_err(|e| IngestError::io(file, e))?;
+                let mut buf = Vec::new();
+                (&mut f)
+                    .take(4 * MAX_RAW_CHARS as u64 + 1024)
+                    .read_to_end(&mut buf)
+                    .map_err(|e| IngestError::io(file, e))?;
+                let (skipped_lines, raw) = raw_record(&buf);
+                rejected.push(self.reject(line + skipped_lines, reason, &raw));
+            }
+        }
+        Ok(TableStats {
+            source: self.source.clone(),
+            rows,
+            sha256,
+            rejected,
+        })
+    }
 }
 
 /// A reader that hashes what passes through it.
@@ -117,131 +609,10 @@ impl<R: Read> Read for Hashing<R> {
     }
 }
 
-/// How often a reader reports how many rows it has read.
-const PROGRESS_EVERY: u64 = 1 << 20;
-
-fn read_csv(
-    source: &Source,
-    columns: &[&str],
-    mut on_row: impl FnMut(&Row) -> Result<(), RowError>,
-    report: &dyn Fn(u64),
-) -> Result<TableStats, IngestError> {
-    let file = &source.file;
-    let f = File::open(&source.path).map_err(|e| IngestError::io(file, e))?;
-    let hashing = Hashing {
-        inner: io::BufReader::with_capacity(1 << 20, f),
-        hash: Sha256::new(),
-    };
-    let mut rdr = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .from_reader(hashing);
-    let csv_err = |e: csv::Error| match e.kind() {
-        csv::ErrorKind::Io(_) => IngestError::file(file, format!("cannot read: {e}")),
-        _ => IngestError::file(file, format!("malformed CSV: {e}")),
-    };
-
-    let mut record = csv::ByteRecord::new();
-    if !rdr.read_byte_record(&mut record).map_err(csv_err)? {
-        return Err(IngestError::file(
-            file,
-            "empty file: expected a header row naming the columns",
-        ));
-    }
-    let header_line = record.position().map_or(1, |p| p.line());
-    let mut names = Vec::with_capacity(record.len());
-    for field in record.iter() {
-        let name = std::str::from_utf8(field).map_err(|_| IngestError::Line {
-            file: file.clone(),
-            line: header_line,
-            message: "header is not UTF-8".into(),
-        })?;
-        // SPEC 2.2: a repeated required name is an error; a repeated extra one is ignored.
-        if columns.contains(&name) && names.iter().any(|n| n == name) {
-            return Err(IngestError::Line {
-                file: file.clone(),
-                line: header_line,
-                message: format!(
-                    "column {:?} is named twice in the header",
-                    excerpt(name, 64)
-                ),
-            });
-        }
-        names.push(name.to_string());
-    }
-    let positions = map_columns(file, header_line, &names, columns)?;
-    let width = names.len();
-
-    let mut rows = 0u64;
-    let mut rejected_at: Vec<(u64, u64, String)> = Vec::new();
-    loop {
-        let start = rdr.position().byte();
-        if !rdr.read_byte_record(&mut record).map_err(csv_err)? {
-            break;
-        }
-        rows += 1;
-        if rows % PROGRESS_EVERY == 0 {
-            report(rows);
-        }
-        let line = record.position().map_or(0, |p| p.line());
-        let record_start = record.position().map_or(start, |p| p.byte());
-        if record.len() != width {
-            rejected_at.push((
-                line,
-                record_start,
-                format!(
-                    "expected {width} fields as in the header, found {}",
-                    record.len()
-                ),
-            ));
-            continue;
-        }
-        let cells: Vec<Cell> = positions
-            .iter()
-            .map(|&p| match std::str::from_utf8(&record[p]) {
-                Ok(s) => Cell::Text(s),
-                Err(_) => Cell::NotUtf8,
-            })
-            .collect();
-        if let Err(e) = on_row(&Row { cells: &cells }) {
-            rejected_at.push((line, record_start, reason(columns, &e)));
-        }
-    }
-    let sha256 = hex(&rdr.into_inner().hash.finalize());
-
-    // Raw text of the rejected records, read back from their byte offsets.
-    let mut rejected = Vec::with_capacity(rejected_at.len());
-    if !rejected_at.is_empty() {
-        let mut f = File::open(&source.path).map_err(|e| IngestError::io(file, e))?;
-        for (line, offset, reason) in rejected_at {
-            f.seek(SeekFrom::Start(offset))
-                .map_err(|e| IngestError::io(file, e))?;
-            let mut buf = Vec::new();
-            (&mut f)
-                .take(4 * MAX_RAW_CHARS as u64 + 1024)
-                .read_to_end(&mut buf)
-                .map_err(|e| IngestError::io(file, e))?;
-            let (skipped_lines, raw) = raw_record(&buf);
-            rejected.push(RejectedRow {
-                file: file.clone(),
-                line: line + skipped_lines,
-                reason,
-                raw,
-            });
-        }
-    }
-    Ok(TableStats {
-        source: source.clone(),
-        rows,
-        sha256,
-        rejected,
-    })
-}
-
 /// The csv crate positions a record before the line ends and blank lines it skips
 /// on the way to it (the `\n` of a CRLF, empty lines). From such a position: how
 /// many lines to skip to where the record really starts, and the record's text up to
-/// its line end outside quotes, lossily decoded, escaped and bounded.
+/// its line end outside quotes, lossily decoded.
 fn raw_record(bytes: &[u8]) -> (u64, String) {
     let start = bytes
         .iter()
@@ -261,32 +632,7 @@ fn raw_record(bytes: &[u8]) -> (u64, String) {
             _ => {}
         }
     }
-    (
-        skipped,
-        excerpt(&String::from_utf8_lossy(&bytes[..end]), MAX_RAW_CHARS),
-    )
-}
-
-/// Positions of the SPEC's columns among the file's; a missing one is an error.
-fn map_columns(
-    file: &str,
-    line: u64,
-    names: &[String],
-    columns: &[&str],
-) -> Result<Vec<usize>, IngestError> {
-    columns
-        .iter()
-        .map(|c| {
-            names.iter().position(|n| n == c).ok_or_else(|| IngestError::Line {
-                file: file.to_string(),
-                line,
-                message: format!(
-                    "missing column {c:?}; the header must name {} (order free, names exact and case-sensitive)",
-                    columns.join(", ")
-                ),
-            })
-        })
-        .collect()
+    (skipped, String::from_utf8_lossy(&bytes[..end]).into_owned())
 }
 
 /// A Parquet column converted once to what [`Cell`]s are read from.
@@ -310,79 +656,328 @@ impl Col {
     }
 }
 
-fn read_parquet(
-    source: &Source,
-    columns: &[&str],
-    mut on_row: impl FnMut(&Row) -> Result<(), RowError>,
-    report: &dyn Fn(u64),
-) -> Result<TableStats, IngestError> {
-    let file = &source.file;
-    let sha256 = sha256_file(&source.path, file)?;
-    let f = File::open(&source.path).map_err(|e| IngestError::io(file, e))?;
-    let df = ParquetReader::new(f)
-        .finish()
-        .map_err(|e| IngestError::file(file, format!("not a readable Parquet file: {e}")))?;
-    let names: Vec<String> = df
-        .get_column_names()
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    map_columns(file, 1, &names, columns)?;
-    let cols: Vec<Col> = columns
-        .iter()
-        .map(|&name| {
-            let s = df.column(name).expect("mapped").as_materialized_series().rechunk();
-            let wrong = |what: String| {
-                IngestError::file(
+impl Table<'_> {
+    /// Parquet, a row group at a time: workers take row groups in turn.
+    fn read_parquet<S: Send>(
+        &self,
+        workers: usize,
+        init: &(impl Fn() -> S + Sync),
+        on_row: &(impl Fn(&mut S, &Row) -> Result<(), RowError> + Sync),
+    ) -> Result<(TableStats, Vec<S>), IngestError> {
+        let file = self.file();
+        let unreadable =
+            |e: PolarsError| IngestError::file(file, format!("not a readable Parquet file: {e}"));
+        let open = || File::open(&self.source.path).map_err(|e| IngestError::io(file, e));
+        let mut reader = ParquetReader::new(open()?);
+        let schema = reader.schema().map_err(unreadable)?;
+        let names: Vec<&str> = schema.iter_names().map(|n| n.as_str()).collect();
+        self.layout(1, &names)?;
+        let metadata = reader.get_metadata().map_err(unreadable)?.clone();
+        let mut groups = Vec::with_capacity(metadata.row_groups.len());
+        let mut first_row = 0usize;
+        for g in &metadata.row_groups {
+            if g.num_rows() as u64 > MAX_PARQUET_ROW_GROUP_ROWS {
+                return Err(IngestError::file(
                     file,
                     format!(
-                        "column {name:?} has Parquet type {what}; expected a string, an integer, a timestamp, \
-                         or a DECIMAL with scale at most 9 (floating point is refused: it cannot be exact)"
+                        "a row group holds {} rows, more than the {MAX_PARQUET_ROW_GROUP_ROWS} tally reads at once; \
+                         write the file with smaller row groups",
+                        g.num_rows()
                     ),
-                )
-            };
-            let pe = |e: PolarsError| IngestError::file(file, format!("column {name:?}: {e}"));
-            Ok(match s.dtype() {
-                DataType::String => Col::Str(s.str().map_err(pe)?.clone()),
-                dt if dt.is_integer() => Col::Int(s.cast(&DataType::Int128).map_err(pe)?.i128().map_err(pe)?.clone()),
-                DataType::Datetime(unit, _) => {
-                    let per_second = match unit {
-                        TimeUnit::Nanoseconds => 1_000_000_000,
-                        TimeUnit::Microseconds => 1_000_000,
-                        TimeUnit::Milliseconds => 1_000,
-                    };
-                    Col::Time(s.datetime().map_err(pe)?.physical().clone(), per_second)
-                }
-                DataType::Decimal(_, scale) if *scale <= 9 => {
-                    Col::Dec(s.decimal().map_err(pe)?.physical().clone(), *scale as u32)
-                }
-                other => return Err(wrong(other.to_string())),
-            })
-        })
-        .collect::<Result<_, IngestError>>()?;
-
-    let mut rejected = Vec::new();
-    let mut cells: Vec<Cell> = Vec::with_capacity(columns.len());
-    for i in 0..df.height() {
-        if i > 0 && i as u64 % PROGRESS_EVERY == 0 {
-            report(i as u64);
+                ));
+            }
+            groups.push((first_row, g.num_rows()));
+            first_row += g.num_rows();
         }
-        cells.clear();
-        cells.extend(cols.iter().map(|c| c.cell(i)));
-        if let Err(e) = on_row(&Row { cells: &cells }) {
-            let raw = cells.iter().map(Cell::render).collect::<Vec<_>>().join(",");
-            rejected.push(RejectedRow {
-                file: file.clone(),
-                line: i as u64 + 1,
-                reason: reason(columns, &e),
-                raw: excerpt(&raw, MAX_RAW_CHARS),
+        let columns: Vec<String> = self.columns.iter().map(|c| c.to_string()).collect();
+
+        let next = AtomicUsize::new(0);
+        // Per row group: its index, and its rejected rows or why it could not be read.
+        type Found = Vec<(usize, Result<Vec<RejectedRow>, IngestError>)>;
+        let found: Mutex<Found> = Mutex::new(Vec::new());
+        let rows_done = AtomicUsize::new(0);
+        let (sha256, states) = std::thread::scope(|scope| {
+            // The file's hash, alongside the reading.
+            let sha = scope.spawn(|| sha256_file(&self.source.path, file));
+            let handles: Vec<_> = (0..workers)
+                .map(|_| {
+                    scope.spawn(|| {
+                        let mut state = init();
+                        loop {
+                            let g = next.fetch_add(1, Ordering::Relaxed);
+                            let Some(&(first, n)) = groups.get(g) else {
+                                break;
+                            };
+                            let r = (|| {
+                                let mut reader = ParquetReader::new(open()?);
+                                reader.set_metadata(metadata.clone());
+                                let df = reader
+                                    .with_columns(Some(columns.clone()))
+                                    .with_slice(Some((first, n)))
+                                    .read_parallel(ParallelStrategy::None)
+                                    .finish()
+                                    .map_err(unreadable)?;
+                                let r = self.parquet_rows(&df, first, &mut state, on_row);
+                                let done = rows_done.fetch_add(n, Ordering::Relaxed) + n;
+                                if (done - n) as u64 / PROGRESS_EVERY
+                                    != done as u64 / PROGRESS_EVERY
+                                {
+                                    self.report(done as u64);
+                                }
+                                r
+                            })();
+                            let failed = r.is_err();
+                            found.lock().expect("no worker panics").push((g, r));
+                            if failed {
+                                break;
+                            }
+                        }
+                        state
+                    })
+                })
+                .collect();
+            let states: Vec<S> = handles
+                .into_iter()
+                .map(|h| h.join().expect("a Parquet worker panicked"))
+                .collect();
+            (sha.join().expect("hashing does not panic"), states)
+        });
+        let mut found = found.into_inner().expect("no worker panics");
+        found.sort_by_key(|(g, _)| *g);
+        let mut rejected = Vec::new();
+        for (_, r) in found {
+            rejected.extend(r?);
+        }
+        Ok((
+            TableStats {
+                source: self.source.clone(),
+                rows: first_row as u64,
+                sha256: sha256?,
+                rejected,
+            },
+            states,
+        ))
+    }
+
+    /// The rows of one row group, whose first row is row `first` of the file.
+    fn parquet_rows<S>(
+        &self,
+        df: &DataFrame,
+        first: usize,
+        state: &mut S,
+        on_row: &(impl Fn(&mut S, &Row) -> Result<(), RowError> + Sync),
+    ) -> Result<Vec<RejectedRow>, IngestError> {
+        let file = self.file();
+        let cols: Vec<Col> = self
+            .columns
+            .iter()
+            .map(|&name| {
+                let s = df
+                    .column(name)
+                    .map_err(|e| IngestError::file(file, format!("column {name:?}: {e}")))?
+                    .as_materialized_series()
+                    .rechunk();
+                let pe = |e: PolarsError| IngestError::file(file, format!("column {name:?}: {e}"));
+                Ok(match s.dtype() {
+                    DataType::String => Col::Str(s.str().map_err(pe)?.clone()),
+                    dt if dt.is_integer() => {
+                        Col::Int(s.cast(&DataType::Int128).map_err(pe)?.i128().map_err(pe)?.clone())
+                    }
+                    DataType::Datetime(unit, _) => {
+                        let per_second = match unit {
+                            TimeUnit::Nanoseconds => 1_000_000_000,
+                            TimeUnit::Microseconds => 1_000_000,
+                            TimeUnit::Milliseconds => 1_000,
+                        };
+                        Col::Time(s.datetime().map_err(pe)?.physical().clone(), per_second)
+                    }
+                    DataType::Decimal(_, scale) if *scale <= 9 => {
+                        Col::Dec(s.decimal().map_err(pe)?.physical().clone(), *scale as u32)
+                    }
+                    other => {
+                        return Err(IngestError::file(
+                            file,
+                            format!(
+                                "column {name:?} has Parquet type {other}; expected a string, an integer, a timestamp, \
+                                 or a DECIMAL with scale at most 9 (floating point is refused: it cannot be exact)"
+                            ),
+                        ))
+                    }
+                })
+            })
+            .collect::<Result<_, IngestError>>()?;
+        let mut rejected = Vec::new();
+        let mut cells = [Cell::Null; MAX_SPEC_COLUMNS];
+        for i in 0..df.height() {
+            for (cell, c) in cells.iter_mut().zip(&cols) {
+                *cell = c.cell(i);
+            }
+            let row = Row {
+                cells: &cells[..cols.len()],
+            };
+            if let Err(e) = on_row(state, &row) {
+                let raw = row
+                    .cells
+                    .iter()
+                    .map(Cell::render)
+                    .collect::<Vec<_>>()
+                    .join(",");
+                rejected.push(self.reject((first + i) as u64 + 1, self.reason(&e), &raw));
+            }
+        }
+        Ok(rejected)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What a reader saw: the records it accepted (cells as text), and the rejected.
+    fn read_all(
+        path: &Path,
+        workers: usize,
+        serial: bool,
+    ) -> Result<(Vec<Vec<String>>, TableStats), String> {
+        let source = Source {
+            file: "t.csv".into(),
+            path: path.to_path_buf(),
+            format: Format::Csv,
+        };
+        let table = Table {
+            source: &source,
+            columns: &["c1", "c2"],
+            workers,
+            progress: None,
+        };
+        let on_row = |seen: &mut Vec<Vec<String>>, row: &Row| {
+            let cells: Vec<String> = row.cells.iter().map(Cell::render).collect();
+            if cells[0].starts_with('x') {
+                return Err(RowError {
+                    column: 0,
+                    message: "starts with x".into(),
+                });
+            }
+            seen.push(cells);
+            Ok(())
+        };
+        let (stats, states) = if serial {
+            let mut seen = Vec::new();
+            let stats = table
+                .serial_csv(0, 1, None, Sha256::new(), &mut seen, &on_row, 0)
+                .map_err(|e| e.to_string())?;
+            (stats, vec![seen])
+        } else {
+            table.read(Vec::new, on_row).map_err(|e| e.to_string())?
+        };
+        let mut seen: Vec<Vec<String>> = states.into_iter().flatten().collect();
+        if workers > 1 {
+            seen.sort();
+        }
+        Ok((seen, stats))
+    }
+
+    /// The block path and the csv crate read the same records, line numbers, raw text
+    /// and hash, whatever the file holds: quoting, CRLF, bare CR, blank lines, a BOM,
+    /// bytes that are not UTF-8, wrong field counts, long lines.
+    #[test]
+    fn block_path_reads_what_the_csv_crate_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.csv");
+        let mut x = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = move |n: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % n
+        };
+        let pieces: [&[u8]; 12] = [
+            b"a",
+            b"b1",
+            b"x9",
+            b"",
+            b" s",
+            "\u{e9}".as_bytes(),
+            b"\xff",
+            b"\0",
+            b"dev-000001",
+            b"2024-03-01T00:00:00Z",
+            b"yy",
+            b"0123456789abcdef0123456789",
+        ];
+        for case in 0..400 {
+            let mut f: Vec<u8> = Vec::new();
+            if next(8) == 0 {
+                f.extend_from_slice(b"\xEF\xBB\xBF");
+            }
+            if next(10) == 0 {
+                f.extend_from_slice(b"\n");
+            }
+            f.extend_from_slice(if next(6) == 0 {
+                b"c2,c1,extra"
+            } else {
+                b"c1,c2"
             });
+            // Most files are plain, so that the block path takes them whole or in part.
+            let plain = next(3) != 0;
+            let lines = next(60);
+            for _ in 0..lines {
+                f.extend_from_slice(if next(12) == 0 { b"\r\n" } else { b"\n" });
+                let fields = if next(15) == 0 {
+                    next(4)
+                } else {
+                    2 + next(5) / 4
+                };
+                for i in 0..fields {
+                    if i > 0 {
+                        f.push(b',');
+                    }
+                    if !plain && next(10) == 0 {
+                        f.extend_from_slice(b"\"q,\"\"\n\"");
+                    } else {
+                        f.extend_from_slice(pieces[next(pieces.len() as u64) as usize]);
+                    }
+                    if !plain && next(40) == 0 {
+                        f.push(b'\r');
+                    }
+                }
+                if next(20) == 0 {
+                    f.extend_from_slice(&[b'z'; 150]);
+                }
+            }
+            if next(2) == 0 {
+                f.push(b'\n');
+            }
+            std::fs::write(&path, &f).unwrap();
+            let serial = read_all(&path, 1, true);
+            for workers in [1, 3] {
+                let blocks = read_all(&path, workers, false);
+                match (&serial, &blocks) {
+                    (Ok((s_seen, s)), Ok((b_seen, b))) => {
+                        let mut s_seen = s_seen.clone();
+                        if workers > 1 {
+                            s_seen.sort();
+                        }
+                        assert_eq!(
+                            &s_seen,
+                            b_seen,
+                            "case {case}: {:?}",
+                            String::from_utf8_lossy(&f)
+                        );
+                        assert_eq!(s.rows, b.rows, "case {case}");
+                        assert_eq!(
+                            s.rejected,
+                            b.rejected,
+                            "case {case}: {:?}",
+                            String::from_utf8_lossy(&f)
+                        );
+                        assert_eq!(s.sha256, b.sha256, "case {case}");
+                        assert_eq!(s.sha256, sha256_file(&path, "t.csv").unwrap());
+                    }
+                    (Err(s), Err(b)) => assert_eq!(s, b, "case {case}"),
+                    _ => panic!("case {case}: {serial:?} vs {blocks:?}"),
+                }
+            }
         }
     }
-    Ok(TableStats {
-        source: source.clone(),
-        rows: df.height() as u64,
-        sha256,
-        rejected,
-    })
 }
