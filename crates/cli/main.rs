@@ -96,6 +96,35 @@ enum Command {
         #[arg(long)]
         total: String,
     },
+    /// Write a synthetic epoch: realistic uptime, rentals and every SPEC anomaly, the
+    /// same bytes for the same arguments. For tests and benchmarks.
+    #[command(group(clap::ArgGroup::new("length").required(true).args(["days", "hours"])))]
+    Gen {
+        /// Registered devices (1 to 1,000,000).
+        #[arg(long)]
+        devices: u32,
+        /// Length of the epoch in days.
+        #[arg(long)]
+        days: Option<u32>,
+        /// Length of the epoch in hours (instead of --days).
+        #[arg(long)]
+        hours: Option<u32>,
+        /// Seed of every random choice.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// File format of the tables (epoch.toml is always TOML).
+        #[arg(long, value_enum, default_value_t = GenFormat::Csv)]
+        format: GenFormat,
+        /// Epoch directory to write; must not exist unless --force.
+        #[arg(long)]
+        out: PathBuf,
+        /// Replace OUT if it exists.
+        #[arg(long)]
+        force: bool,
+        /// Start of the epoch (RFC 3339).
+        #[arg(long, default_value = tally_gen::DEFAULT_START)]
+        start: String,
+    },
     /// What changed from run A to run B, per account and device, largest token change
     /// first, with the inputs of the points formula that changed. Reads only the two
     /// output directories.
@@ -122,6 +151,12 @@ enum RulesCommand {
 enum ExplainFormat {
     Text,
     Json,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum GenFormat {
+    Csv,
+    Parquet,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -268,6 +303,22 @@ fn diff(out_a: &Path, out_b: &Path, format: DiffFormat) -> ExitCode {
     }
 }
 
+fn generate(
+    params: Result<tally_gen::Params, tally_gen::GenError>,
+    out: &Path,
+    force: bool,
+) -> ExitCode {
+    use tally_gen::GenError;
+    match params.and_then(|p| tally_gen::generate(&p, out, force)) {
+        Ok(report) => {
+            eprintln!("{report}");
+            ExitCode::SUCCESS
+        }
+        Err(e @ (GenError::Invalid(_) | GenError::Exists(_))) => fail(USAGE, e),
+        Err(e) => fail(OUTPUT, e),
+    }
+}
+
 fn main() -> ExitCode {
     STARTED.get_or_init(Instant::now);
     let cli = Cli::parse();
@@ -290,6 +341,31 @@ fn main() -> ExitCode {
             out_b,
             format,
         } => diff(&out_a, &out_b, format),
+        Command::Gen {
+            devices,
+            days,
+            hours,
+            seed,
+            format,
+            out,
+            force,
+            start,
+        } => {
+            let params = tally_gen::parse_start(&start).map(|start| tally_gen::Params {
+                devices,
+                length: match (days, hours) {
+                    (Some(d), _) => tally_gen::Length::Days(d),
+                    (None, h) => tally_gen::Length::Hours(h.unwrap_or(0)),
+                },
+                seed,
+                format: match format {
+                    GenFormat::Csv => tally_gen::Format::Csv,
+                    GenFormat::Parquet => tally_gen::Format::Parquet,
+                },
+                start,
+            });
+            generate(params, &out, force)
+        }
         Command::Run {
             epoch_dir,
             out,
