@@ -40,6 +40,7 @@ fn settle(epoch: &Path) -> Vec<(String, Vec<u8>)> {
         rules_dir: PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../rules")),
         strict: false,
         progress: None,
+        threads: 0,
     };
     let loaded = tally_ingest::load(epoch, &opts).unwrap();
     let settlement = tally_core::settle(
