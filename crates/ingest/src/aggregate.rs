@@ -132,6 +132,8 @@ pub struct HeartbeatCounts {
     /// Rows counted for each device (in the epoch, at or after registration).
     pub per_device: Vec<u64>,
     pub ignored: u64,
+    /// The last device found, to find the next one faster.
+    pub hint: u32,
 }
 
 impl HeartbeatCounts {
@@ -139,6 +141,7 @@ impl HeartbeatCounts {
         HeartbeatCounts {
             per_device: vec![0; devices],
             ignored: 0,
+            hint: 0,
         }
     }
 }

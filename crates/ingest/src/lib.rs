@@ -335,11 +335,7 @@ pub fn load(dir: &Path, opts: &Options) -> Result<LoadedEpoch, IngestError> {
     });
 
     let devices: Vec<Device> = registry.values().cloned().collect();
-    let index: cells::DeviceIndex = devices
-        .iter()
-        .enumerate()
-        .map(|(i, d)| (d.device_id.as_bytes(), i as u32))
-        .collect();
+    let index = cells::DeviceIndex::new(devices.iter().map(|d| d.device_id.as_str()));
     let window = Window {
         start: epoch.start,
         end: epoch.end,
@@ -362,12 +358,13 @@ pub fn load(dir: &Path, opts: &Options) -> Result<LoadedEpoch, IngestError> {
     let mut ignored = Ignored::default();
 
     // SPEC 3.2.1: heartbeats set the bits of their slots; nothing else of them is kept.
+    let registered_at: Vec<i64> = devices.iter().map(|d| d.registered_at).collect();
     let src = required(dir, "heartbeats")?;
     let (stats, states) = table(&src, &["device_id", "ts"]).read(
         || aggregate::HeartbeatCounts::new(devices.len()),
         |c, row| {
-            let (d, ts) = (row.device(0, &index)?, row.timestamp(1)?);
-            if window.contains(ts) && ts >= devices[d as usize].registered_at {
+            let (d, ts) = (row.device(0, &index, &mut c.hint)?, row.timestamp(1)?);
+            if window.contains(ts) && ts >= registered_at[d as usize] {
                 c.per_device[d as usize] += 1;
                 bitmap.set(d, window.slot(ts));
             } else {
@@ -390,6 +387,7 @@ pub fn load(dir: &Path, opts: &Options) -> Result<LoadedEpoch, IngestError> {
     struct Kept<T> {
         rows: Vec<T>,
         ignored: u64,
+        hint: u32,
     }
     fn merge<T>(states: Vec<Kept<T>>, ignored: &mut u64) -> Vec<T> {
         let mut all = Vec::new();
@@ -409,7 +407,7 @@ pub fn load(dir: &Path, opts: &Options) -> Result<LoadedEpoch, IngestError> {
         "latency_ms",
     ];
     let (stats, states) = table(&src, &columns).read(Kept::default, |k, row| {
-        let (d, ts) = (row.device(0, &index)?, row.timestamp(1)?);
+        let (d, ts) = (row.device(0, &index, &mut k.hint)?, row.timestamp(1)?);
         let t = (d, row.decimal(2)?, row.decimal(3)?, row.decimal(4)?);
         if window.contains(ts) {
             k.rows.push(t);
@@ -424,7 +422,7 @@ pub fn load(dir: &Path, opts: &Options) -> Result<LoadedEpoch, IngestError> {
     let src = required(dir, "benchmarks")?;
     let columns = ["device_id", "ts", "gpu_model", "hardware_id", "tflops"];
     let (stats, states) = table(&src, &columns).read(Kept::default, |k, row| {
-        let (d, ts) = (row.device(0, &index)?, row.timestamp(1)?);
+        let (d, ts) = (row.device(0, &index, &mut k.hint)?, row.timestamp(1)?);
         let (model, hardware) = (row.identifier(2)?, row.identifier(3)?);
         let tflops = row.decimal(4)?;
         if window.contains(ts) {
@@ -453,7 +451,7 @@ pub fn load(dir: &Path, opts: &Options) -> Result<LoadedEpoch, IngestError> {
         "end",
     ];
     let (stats, states) = table(&src, &columns).read(Kept::default, |k, row| {
-        let d = row.device(0, &index)?;
+        let d = row.device(0, &index, &mut k.hint)?;
         row.identifier(1)?;
         let renter = row.identifier(2)?;
         let (start, end) = (row.timestamp(3)?, row.timestamp(4)?);
@@ -484,6 +482,7 @@ pub fn load(dir: &Path, opts: &Options) -> Result<LoadedEpoch, IngestError> {
     struct Decisions {
         by_device: BTreeMap<String, Override>,
         twice: Option<String>,
+        hint: u32,
     }
     let columns = ["device_id", "action", "ticket", "note"];
     let (overrides, override_stats) = match table::find(dir, "overrides")? {
@@ -492,7 +491,9 @@ pub fn load(dir: &Path, opts: &Options) -> Result<LoadedEpoch, IngestError> {
             let (stats, states) =
                 in_order(&src, &columns).read(Decisions::default, |o: &mut Decisions, row| {
                     let decision = Override {
-                        device_id: devices[row.device(0, &index)? as usize].device_id.clone(),
+                        device_id: devices[row.device(0, &index, &mut o.hint)? as usize]
+                            .device_id
+                            .clone(),
                         action: row.action(1)?,
                         ticket: row.identifier(2)?.to_string(),
                         note: row.note(3)?.to_string(),

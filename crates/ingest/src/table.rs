@@ -645,14 +645,20 @@ enum Col {
 }
 
 impl Col {
-    fn cell(&self, i: usize) -> Cell<'_> {
-        let opt = match self {
-            Col::Str(c) => c.get(i).map(Cell::Text),
-            Col::Int(c) => c.get(i).map(Cell::Int),
-            Col::Time(c, per_second) => c.get(i).map(|v| Cell::Time(v.div_euclid(*per_second))),
-            Col::Dec(c, scale) => c.get(i).map(|v| Cell::Dec(v, *scale)),
-        };
-        opt.unwrap_or(Cell::Null)
+    /// The column's cells, in order.
+    fn cells(&self) -> Box<dyn Iterator<Item = Cell<'_>> + '_> {
+        match self {
+            Col::Str(c) => Box::new(c.iter().map(move |v| v.map_or(Cell::Null, Cell::Text))),
+            Col::Int(c) => Box::new(c.iter().map(move |v| v.map_or(Cell::Null, Cell::Int))),
+            Col::Time(c, per_second) => Box::new(
+                c.iter()
+                    .map(move |v| v.map_or(Cell::Null, |v| Cell::Time(v.div_euclid(*per_second)))),
+            ),
+            Col::Dec(c, scale) => Box::new(
+                c.iter()
+                    .map(move |v| v.map_or(Cell::Null, |v| Cell::Dec(v, *scale))),
+            ),
+        }
     }
 }
 
@@ -808,9 +814,10 @@ impl Table<'_> {
             .collect::<Result<_, IngestError>>()?;
         let mut rejected = Vec::new();
         let mut cells = [Cell::Null; MAX_SPEC_COLUMNS];
+        let mut columns: Vec<_> = cols.iter().map(Col::cells).collect();
         for i in 0..df.height() {
-            for (cell, c) in cells.iter_mut().zip(&cols) {
-                *cell = c.cell(i);
+            for (cell, c) in cells.iter_mut().zip(columns.iter_mut()) {
+                *cell = c.next().expect("columns of one row group are equally long");
             }
             let row = Row {
                 cells: &cells[..cols.len()],
