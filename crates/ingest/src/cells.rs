@@ -242,3 +242,30 @@ impl<'a> Row<'_, 'a> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn device_index_finds_every_id_and_only_those_whatever_the_hint() {
+        let ids = ["a", "ab", "b", "d-0001", "d-0002", "d-0010", "zz"];
+        let index = DeviceIndex::new(ids.iter().copied());
+        for hint_start in [0, 1, 5, 6, u32::MAX] {
+            let mut hint = hint_start;
+            // In order, backwards, and jumping about.
+            let order = [0, 1, 2, 3, 4, 5, 6, 6, 5, 3, 0, 4, 4, 2];
+            for &i in &order {
+                assert_eq!(index.find(ids[i].as_bytes(), &mut hint), Some(i as u32));
+                assert_eq!(hint, i as u32);
+            }
+            for missing in ["", "A", "d-000", "d-00010", "zzz", "a\0"] {
+                let before = hint;
+                assert_eq!(index.find(missing.as_bytes(), &mut hint), None);
+                assert_eq!(hint, before);
+            }
+        }
+        let empty = DeviceIndex::new(std::iter::empty());
+        assert_eq!(empty.find(b"a", &mut 0), None);
+    }
+}
