@@ -114,6 +114,15 @@ pub enum GenError {
     Parquet { path: PathBuf, message: String },
 }
 
+impl From<tally_report::ReportError> for GenError {
+    fn from(e: tally_report::ReportError) -> Self {
+        match e {
+            tally_report::ReportError::Exists(path) => GenError::Exists(path),
+            tally_report::ReportError::Io { path, source } => GenError::Io { path, source },
+        }
+    }
+}
+
 impl GenError {
     fn io(path: &Path) -> impl FnOnce(std::io::Error) -> GenError + '_ {
         move |source| GenError::Io {
@@ -239,9 +248,10 @@ impl Malformed {
 }
 
 /// Writes the epoch into `out`, all or nothing: built in a temporary directory
-/// beside it, then renamed. Refuses an existing `out` unless `force`.
+/// beside it, then renamed (the reports' [`tally_report::Staging`]). Refuses an
+/// existing `out` unless `force`.
 ///
-/// Files are not fsynced: a generated epoch can always be generated again, and
+/// The tables are not fsynced: a generated epoch can always be generated again, and
 /// syncing gigabytes would double the run time.
 pub fn generate(params: &Params, out: &Path, force: bool) -> Result<GenReport, GenError> {
     let began = Instant::now();
@@ -249,18 +259,8 @@ pub fn generate(params: &Params, out: &Path, force: bool) -> Result<GenReport, G
     if !force && fs::symlink_metadata(out).is_ok() {
         return Err(GenError::Exists(out.to_path_buf()));
     }
-    let name = out
-        .file_name()
-        .map_or_else(|| "epoch".into(), |n| n.to_string_lossy().into_owned());
-    let parent = match out.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let tmp = tempfile::Builder::new()
-        .prefix(&format!(".{name}.tally-gen-"))
-        .tempdir_in(&parent)
-        .map_err(GenError::io(&parent))?;
-    let dir = tmp.path();
+    let staging = tally_report::Staging::new(out)?;
+    let dir = staging.path();
 
     let start = params.start;
     let end = start + params.seconds();
@@ -296,7 +296,7 @@ pub fn generate(params: &Params, out: &Path, force: bool) -> Result<GenReport, G
         use std::os::unix::fs::PermissionsExt;
         fs::set_permissions(dir, fs::Permissions::from_mode(0o755)).map_err(GenError::io(dir))?;
     }
-    replace(tmp, out, &parent, &name, force)?;
+    staging.publish(force)?;
     Ok(GenReport {
         id: params.epoch_id(),
         out: out.to_path_buf(),
@@ -305,43 +305,6 @@ pub fn generate(params: &Params, out: &Path, force: bool) -> Result<GenReport, G
         tables: tables.into_iter().flatten().collect(),
         seconds: began.elapsed().as_secs_f64(),
     })
-}
-
-/// Moves the built directory to `out`, an existing `out` (with `force`) aside first.
-fn replace(
-    tmp: tempfile::TempDir,
-    out: &Path,
-    parent: &Path,
-    name: &str,
-    force: bool,
-) -> Result<(), GenError> {
-    let old = match fs::symlink_metadata(out) {
-        Ok(meta) if force => {
-            let aside = tempfile::Builder::new()
-                .prefix(&format!(".{name}.tally-gen-old-"))
-                .tempdir_in(parent)
-                .map_err(GenError::io(parent))?
-                .keep();
-            fs::remove_dir(&aside).map_err(GenError::io(&aside))?;
-            fs::rename(out, &aside).map_err(GenError::io(out))?;
-            Some((aside, meta.is_dir()))
-        }
-        Ok(_) => return Err(GenError::Exists(out.to_path_buf())),
-        Err(_) => None,
-    };
-    let built = tmp.keep();
-    if let Err(e) = fs::rename(&built, out) {
-        let _ = fs::remove_dir_all(&built);
-        if let Some((old, _)) = &old {
-            let _ = fs::rename(old, out);
-        }
-        return Err(GenError::io(out)(e));
-    }
-    match old {
-        Some((old, true)) => fs::remove_dir_all(&old).map_err(GenError::io(&old)),
-        Some((old, false)) => fs::remove_file(&old).map_err(GenError::io(&old)),
-        None => Ok(()),
-    }
 }
 
 fn report(

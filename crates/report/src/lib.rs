@@ -86,57 +86,101 @@ pub fn write_atomically(
     files: &[(String, Vec<u8>)],
 ) -> Result<(), ReportError> {
     check_target(out, force)?;
-    let name = out
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "out".into());
-    let parent = match out.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let tmp = tempfile::Builder::new()
-        .prefix(&format!(".{name}.tally-tmp-"))
-        .tempdir_in(&parent)
-        .map_err(io(&parent))?;
+    let staging = Staging::new(out)?;
     for (file, bytes) in files {
-        let path = tmp.path().join(file);
+        let path = staging.path().join(file);
         let mut f = fs::File::create(&path).map_err(io(&path))?;
         f.write_all(bytes).map_err(io(&path))?;
         f.sync_all().map_err(io(&path))?;
     }
-    fs::File::open(tmp.path())
-        .and_then(|d| d.sync_all())
-        .map_err(io(tmp.path()))?;
+    staging.publish(force)
+}
 
-    // Move an existing output aside first (--force), so the new one appears whole.
-    let old = if force && fs::symlink_metadata(out).is_ok() {
-        let aside = tempfile::Builder::new()
-            .prefix(&format!(".{name}.tally-old-"))
+/// A directory built beside its final place `out` and renamed into it whole, so that
+/// `out` never exists half-written. Dropped unpublished, it is removed.
+pub struct Staging {
+    tmp: tempfile::TempDir,
+    out: PathBuf,
+    parent: PathBuf,
+    name: String,
+}
+
+impl Staging {
+    pub fn new(out: &Path) -> Result<Staging, ReportError> {
+        let name = out
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "out".into());
+        let parent = match out.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let tmp = tempfile::Builder::new()
+            .prefix(&format!(".{name}.tally-tmp-"))
             .tempdir_in(&parent)
             .map_err(io(&parent))?;
-        let aside = aside.keep();
-        fs::remove_dir(&aside).map_err(io(&aside))?;
-        fs::rename(out, &aside).map_err(io(out))?;
-        Some(aside)
-    } else {
-        None
-    };
-    let built = tmp.keep();
-    if let Err(e) = fs::rename(&built, out) {
-        let _ = fs::remove_dir_all(&built);
-        if let Some(old) = &old {
-            let _ = fs::rename(old, out);
+        Ok(Staging {
+            tmp,
+            out: out.to_path_buf(),
+            parent,
+            name,
+        })
+    }
+
+    /// Where to write the files.
+    pub fn path(&self) -> &Path {
+        self.tmp.path()
+    }
+
+    /// Syncs the directory and renames it to `out`; an existing `out` (only with
+    /// `force`) is moved aside first and removed after, or put back on failure.
+    pub fn publish(self, force: bool) -> Result<(), ReportError> {
+        let Staging {
+            tmp,
+            out,
+            parent,
+            name,
+        } = self;
+        fs::File::open(tmp.path())
+            .and_then(|d| d.sync_all())
+            .map_err(io(tmp.path()))?;
+        let old = match fs::symlink_metadata(&out) {
+            Ok(meta) if force => {
+                let aside = tempfile::Builder::new()
+                    .prefix(&format!(".{name}.tally-old-"))
+                    .tempdir_in(&parent)
+                    .map_err(io(&parent))?
+                    .keep();
+                fs::remove_dir(&aside).map_err(io(&aside))?;
+                fs::rename(&out, &aside).map_err(io(&out))?;
+                Some((aside, meta.is_dir()))
+            }
+            Ok(_) => return Err(ReportError::Exists(out)),
+            Err(_) => None,
+        };
+        let built = tmp.keep();
+        if let Err(e) = fs::rename(&built, &out) {
+            let _ = fs::remove_dir_all(&built);
+            if let Some((old, _)) = &old {
+                let _ = fs::rename(old, &out);
+            }
+            return Err(ReportError::Io {
+                path: out,
+                source: e,
+            });
         }
-        return Err(ReportError::Io {
-            path: out.to_path_buf(),
-            source: e,
-        });
+        fs::File::open(&parent)
+            .and_then(|d| d.sync_all())
+            .map_err(io(&parent))?;
+        match old {
+            Some((old, true)) => {
+                let _ = fs::remove_dir_all(old);
+            }
+            Some((old, false)) => {
+                let _ = fs::remove_file(old);
+            }
+            None => {}
+        }
+        Ok(())
     }
-    fs::File::open(&parent)
-        .and_then(|d| d.sync_all())
-        .map_err(io(&parent))?;
-    if let Some(old) = old {
-        let _ = fs::remove_dir_all(old);
-    }
-    Ok(())
 }
