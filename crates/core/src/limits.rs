@@ -60,3 +60,39 @@ pub const MAX_SLOT_BITMAP_BYTES: u64 = 4 << 30;
 /// Most rows in one Parquet row group. Parquet is read a row group at a time, so this
 /// bounds the memory a Parquet table can take (writers default to 0.1M–1M rows).
 pub const MAX_PARQUET_ROW_GROUP_ROWS: u64 = 1 << 26;
+
+/// Longest CSV record (one row, quoted line breaks included), and so the longest field.
+/// The longest legal record is a few hundred bytes (seven identifiers of 128 and a
+/// timestamp); an `overrides.csv` note is at most [`MAX_NOTE_CHARS`]. A longer record
+/// is an error at once, before it is buffered: the limit is what keeps a single
+/// line from taking the memory of the machine.
+pub const MAX_RECORD_BYTES: usize = 1 << 20;
+
+/// Most columns in a table's header (CSV or Parquet). The SPEC names at most seven and
+/// extra columns are ignored, but a header of a million names is an attack, not data.
+pub const MAX_COLUMNS: usize = 1_024;
+
+/// Most rejected rows kept per table. Each is published in `rejected_rows.csv` with its
+/// text, so they are held in memory until the run ends; past this many the run fails
+/// at once (at the default `max_rejected_ratio` of 0.001 it would fail anyway for any
+/// table under a billion rows).
+pub const MAX_REJECTED_ROWS: usize = 1_000_000;
+
+/// Most in-epoch rows kept of `speedtests`, `benchmarks` and `rentals` each (medians
+/// and interval unions need them all; about 64 bytes a row). Heartbeats are not kept,
+/// so their number is unlimited: they only set bits.
+pub const MAX_KEPT_ROWS: u64 = 1 << 27;
+
+/// Most devices one account may register. The largest farms of the seeded network ran
+/// a few thousand; an account's breakdown must stay readable and disputable.
+pub const MAX_DEVICES_PER_ACCOUNT: usize = 100_000;
+
+/// Largest `epoch.toml` or rules file. Both are a screen or two of text.
+pub const MAX_TEXT_FILE_BYTES: u64 = 1 << 20;
+
+/// Longest `note` of a dispute decision in `overrides.csv`, in characters.
+pub const MAX_NOTE_CHARS: usize = 1_000;
+
+/// Largest uncompressed row group of a Parquet table, as its metadata declares it.
+/// With [`MAX_PARQUET_ROW_GROUP_ROWS`] this bounds the memory of decoding a group.
+pub const MAX_PARQUET_ROW_GROUP_BYTES: i64 = 1 << 30;

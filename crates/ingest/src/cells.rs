@@ -2,6 +2,7 @@
 //! column kind. CSV gives raw bytes, checked for UTF-8 only where text is needed;
 //! Parquet gives text or natively typed cells.
 
+use tally_core::limits::MAX_NOTE_CHARS;
 use tally_core::value::{
     self, excerpt, format_ts, parse_decimal, parse_gpu_count, parse_timestamp,
     parse_timestamp_bytes, to_scaled, ValueError, DEC_SCALE,
@@ -228,11 +229,19 @@ impl<'a> Row<'_, 'a> {
     pub fn note(&self, column: usize) -> Result<&'a str, RowError> {
         match self.cells[column] {
             Cell::Bytes(_) | Cell::Text(_) => {
-                self.text(column, ValueError::Identifier)
+                let note = self
+                    .text(column, ValueError::Identifier)
                     .map_err(|_| RowError {
                         column,
                         message: "expected UTF-8 text".into(),
-                    })
+                    })?;
+                if note.chars().count() > MAX_NOTE_CHARS {
+                    return Err(RowError {
+                        column,
+                        message: format!("expected at most {MAX_NOTE_CHARS} characters of text"),
+                    });
+                }
+                Ok(note)
             }
             Cell::Null => Ok(""),
             _ => Err(RowError {

@@ -12,9 +12,12 @@ mod table;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use rust_decimal::Decimal;
-use tally_core::limits::MAX_DEVICES;
+use tally_core::limits::{
+    MAX_DEVICES, MAX_DEVICES_PER_ACCOUNT, MAX_KEPT_ROWS, MAX_TEXT_FILE_BYTES,
+};
 use tally_core::{Device, Epoch, Measurement, Override, Rules};
 
 pub use aggregate::{Ignored, Window};
@@ -80,7 +83,17 @@ pub struct LoadedEpoch {
 }
 
 fn read_text(path: &Path, name: &str) -> Result<(String, String), IngestError> {
-    let bytes = std::fs::read(path).map_err(|e| IngestError::io(name, e))?;
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_TEXT_FILE_BYTES + 1).read_to_end(&mut bytes))
+        .map_err(|e| IngestError::io(name, e))?;
+    if bytes.len() as u64 > MAX_TEXT_FILE_BYTES {
+        return Err(IngestError::file(
+            name,
+            format!("larger than {MAX_TEXT_FILE_BYTES} bytes, the most tally reads of a text file"),
+        ));
+    }
     let sha = {
         use sha2::Digest;
         hex(&sha2::Sha256::digest(&bytes))
@@ -220,8 +233,52 @@ fn required(dir: &Path, stem: &str) -> Result<table::Source, IngestError> {
     })
 }
 
+/// Every entry of an epoch directory must be a file tally reads: a misspelt
+/// `overides.csv` would otherwise silently drop the dispute decisions, and a stray
+/// `heartbeats.csv.bak` would be a table nobody settles. Named entries must be regular
+/// files (or symlinks to one): a FIFO would block the run, a directory is no table.
+fn check_entries(dir: &Path) -> Result<(), IngestError> {
+    const EPOCH_DIR: &str = "epoch directory";
+    let entries = std::fs::read_dir(dir).map_err(|e| IngestError::io(EPOCH_DIR, e))?;
+    let mut names = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| IngestError::io(EPOCH_DIR, e))?;
+        names.push(entry.file_name().to_string_lossy().into_owned());
+    }
+    names.sort();
+    let known = |name: &str| {
+        name == "epoch.toml"
+            || name.rsplit_once('.').is_some_and(|(stem, ext)| {
+                TABLES.contains(&stem) && (ext == "csv" || ext == "parquet")
+            })
+    };
+    for name in names {
+        let shown = tally_core::value::excerpt(&name, 64);
+        if !known(&name) {
+            return Err(IngestError::file(
+                &shown,
+                "unexpected entry in the epoch directory: it holds only epoch.toml and the tables \
+                 devices, heartbeats, speedtests, benchmarks, rentals and overrides (each .csv or .parquet); \
+                 a misspelt name would be ignored silently, so tally refuses it",
+            ));
+        }
+        match std::fs::metadata(dir.join(&name)) {
+            Ok(m) if m.is_file() => {}
+            Ok(_) => {
+                return Err(IngestError::file(
+                    &shown,
+                    "not a regular file (a directory, FIFO or device); expected the table's bytes",
+                ))
+            }
+            Err(e) => return Err(IngestError::io(&shown, e)),
+        }
+    }
+    Ok(())
+}
+
 /// Reads, validates and aggregates the epoch in `dir`.
 pub fn load(dir: &Path, opts: &Options) -> Result<LoadedEpoch, IngestError> {
+    check_entries(dir)?;
     let (epoch_text, epoch_sha) = read_text(&dir.join("epoch.toml"), "epoch.toml")?;
     let epoch = Epoch::parse("epoch.toml", &epoch_text)?;
     let (rules, rules_file, rules_text) = load_rules(&epoch.rules, opts)?;
@@ -259,6 +316,8 @@ pub fn load(dir: &Path, opts: &Options) -> Result<LoadedEpoch, IngestError> {
         devices: BTreeMap<String, Device>,
         first_line: HashMap<String, u64>,
         duplicate: Option<(String, u64)>,
+        per_account: HashMap<String, usize>,
+        crowded: Option<(String, u64)>,
         rows: u64,
     }
     const DEVICE_COLUMNS: [&str; 7] = [
@@ -285,6 +344,11 @@ pub fn load(dir: &Path, opts: &Options) -> Result<LoadedEpoch, IngestError> {
             if reg.devices.contains_key(&d.device_id) {
                 reg.duplicate.get_or_insert((d.device_id.clone(), reg.rows));
             } else if reg.devices.len() <= MAX_DEVICES {
+                let n = reg.per_account.entry(d.account_id.clone()).or_default();
+                *n += 1;
+                if *n > MAX_DEVICES_PER_ACCOUNT {
+                    reg.crowded.get_or_insert((d.account_id.clone(), reg.rows));
+                }
                 reg.first_line.insert(d.device_id.clone(), reg.rows);
                 reg.devices.insert(d.device_id.clone(), d);
             }
@@ -294,6 +358,7 @@ pub fn load(dir: &Path, opts: &Options) -> Result<LoadedEpoch, IngestError> {
         devices: registry,
         first_line,
         duplicate,
+        crowded,
         ..
     } = states.into_iter().next().expect("one worker");
     if let Some(r) = stats.rejected.first() {
@@ -319,6 +384,21 @@ pub fn load(dir: &Path, opts: &Options) -> Result<LoadedEpoch, IngestError> {
         return Err(IngestError::file(
             &src.file,
             format!("more than {MAX_DEVICES} devices"),
+        ));
+    }
+    if let Some((account, row)) = crowded {
+        return Err(IngestError::file(
+            &src.file,
+            format!(
+                "account_id {account:?} registers more than {MAX_DEVICES_PER_ACCOUNT} devices \
+                 (the limit is passed at data row {row})"
+            ),
+        ));
+    }
+    if registry.is_empty() {
+        return Err(IngestError::file(
+            &src.file,
+            "the registry has no devices: expected at least one data row (nothing can be settled)",
         ));
     }
     inputs.push(InputFile {
@@ -382,20 +462,44 @@ pub fn load(dir: &Path, opts: &Options) -> Result<LoadedEpoch, IngestError> {
         }
     }
 
-    /// In-epoch rows of a small event table, from any number of workers.
+    /// In-epoch rows of a small event table, from any number of workers, at most
+    /// [`MAX_KEPT_ROWS`] of them in all (`kept` counts them across the workers).
     #[derive(Default)]
     struct Kept<T> {
         rows: Vec<T>,
         ignored: u64,
         hint: u32,
+        full: bool,
     }
-    fn merge<T>(states: Vec<Kept<T>>, ignored: &mut u64) -> Vec<T> {
+    impl<T> Kept<T> {
+        fn keep(&mut self, kept: &AtomicU64, row: T) {
+            if kept.fetch_add(1, Ordering::Relaxed) < MAX_KEPT_ROWS {
+                self.rows.push(row);
+            } else {
+                self.full = true;
+            }
+        }
+    }
+    fn merge<T>(
+        states: Vec<Kept<T>>,
+        ignored: &mut u64,
+        file: &str,
+    ) -> Result<Vec<T>, IngestError> {
+        if states.iter().any(|k| k.full) {
+            return Err(IngestError::file(
+                file,
+                format!(
+                    "more than {MAX_KEPT_ROWS} rows inside the epoch, the most tally keeps of one table; \
+                     settle the campaign in shorter epochs"
+                ),
+            ));
+        }
         let mut all = Vec::new();
         for mut k in states {
             *ignored += k.ignored;
             all.append(&mut k.rows);
         }
-        all
+        Ok(all)
     }
 
     let src = required(dir, "speedtests")?;
@@ -406,21 +510,23 @@ pub fn load(dir: &Path, opts: &Options) -> Result<LoadedEpoch, IngestError> {
         "upload_mbps",
         "latency_ms",
     ];
+    let kept = AtomicU64::new(0);
     let (stats, states) = table(&src, &columns).read(Kept::default, |k, row| {
         let (d, ts) = (row.device(0, &index, &mut k.hint)?, row.timestamp(1)?);
         let t = (d, row.decimal(2)?, row.decimal(3)?, row.decimal(4)?);
         if window.contains(ts) {
-            k.rows.push(t);
+            k.keep(&kept, t);
         } else {
             k.ignored += 1;
         }
         Ok(())
     })?;
+    let speedtests = merge(states, &mut ignored.speedtests, &stats.source.file)?;
     tables.push(stats);
-    let speedtests = merge(states, &mut ignored.speedtests);
 
     let src = required(dir, "benchmarks")?;
     let columns = ["device_id", "ts", "gpu_model", "hardware_id", "tflops"];
+    let kept = AtomicU64::new(0);
     let (stats, states) = table(&src, &columns).read(Kept::default, |k, row| {
         let (d, ts) = (row.device(0, &index, &mut k.hint)?, row.timestamp(1)?);
         let (model, hardware) = (row.identifier(2)?, row.identifier(3)?);
@@ -428,19 +534,22 @@ pub fn load(dir: &Path, opts: &Options) -> Result<LoadedEpoch, IngestError> {
         if window.contains(ts) {
             let reg = &devices[d as usize];
             let other = |v: &str, registered: &str| (v != registered).then(|| v.into());
-            k.rows.push((
-                d,
-                tflops,
-                other(model, &reg.gpu_model),
-                other(hardware, &reg.hardware_id),
-            ));
+            k.keep(
+                &kept,
+                (
+                    d,
+                    tflops,
+                    other(model, &reg.gpu_model),
+                    other(hardware, &reg.hardware_id),
+                ),
+            );
         } else {
             k.ignored += 1;
         }
         Ok(())
     })?;
+    let benchmarks = merge(states, &mut ignored.benchmarks, &stats.source.file)?;
     tables.push(stats);
-    let benchmarks = merge(states, &mut ignored.benchmarks);
 
     let src = required(dir, "rentals")?;
     let columns = [
@@ -450,6 +559,7 @@ pub fn load(dir: &Path, opts: &Options) -> Result<LoadedEpoch, IngestError> {
         "start",
         "end",
     ];
+    let kept = AtomicU64::new(0);
     let (stats, states) = table(&src, &columns).read(Kept::default, |k, row| {
         let d = row.device(0, &index, &mut k.hint)?;
         row.identifier(1)?;
@@ -463,19 +573,22 @@ pub fn load(dir: &Path, opts: &Options) -> Result<LoadedEpoch, IngestError> {
         }
         if end > window.start && start < window.end {
             let own = renter == devices[d as usize].account_id;
-            k.rows.push((
-                d,
-                own,
-                start.clamp(window.start, window.end),
-                end.clamp(window.start, window.end),
-            ));
+            k.keep(
+                &kept,
+                (
+                    d,
+                    own,
+                    start.clamp(window.start, window.end),
+                    end.clamp(window.start, window.end),
+                ),
+            );
         } else {
             k.ignored += 1;
         }
         Ok(())
     })?;
+    let rentals = merge(states, &mut ignored.rentals, &stats.source.file)?;
     tables.push(stats);
-    let rentals = merge(states, &mut ignored.rentals);
 
     // Dispute decisions (SPEC 7): optional; two for one device is an error.
     #[derive(Default)]

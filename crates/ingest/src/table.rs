@@ -29,7 +29,10 @@ use sha2::{Digest, Sha256};
 
 use crate::cells::{Cell, Row, RowError};
 use crate::error::IngestError;
-use tally_core::limits::MAX_PARQUET_ROW_GROUP_ROWS;
+use tally_core::limits::{
+    MAX_COLUMNS, MAX_PARQUET_ROW_GROUP_BYTES, MAX_PARQUET_ROW_GROUP_ROWS, MAX_RECORD_BYTES,
+    MAX_REJECTED_ROWS,
+};
 use tally_core::run::RejectedRow;
 use tally_core::value::excerpt;
 
@@ -153,6 +156,19 @@ impl Table<'_> {
         format!("{}: {}", self.columns[e.column], e.message)
     }
 
+    /// More rejected rows than tally keeps: the run fails at once (and would anyway,
+    /// unless the table has billions of rows).
+    fn too_many_rejected(&self, first_line: u64, first_reason: &str) -> IngestError {
+        IngestError::Line {
+            file: self.file().to_string(),
+            line: first_line,
+            message: format!(
+                "{first_reason}; and more than {MAX_REJECTED_ROWS} rows of this table are rejected, \
+                 the most tally keeps: fix the export"
+            ),
+        }
+    }
+
     fn reject(&self, line: u64, reason: String, raw: &str) -> RejectedRow {
         RejectedRow {
             file: self.file().to_string(),
@@ -170,6 +186,12 @@ impl Table<'_> {
             line,
             message,
         };
+        if names.len() > MAX_COLUMNS {
+            return Err(err(format!(
+                "the header names {} columns, more than the {MAX_COLUMNS} tally reads",
+                names.len()
+            )));
+        }
         for (i, name) in names.iter().enumerate() {
             if self.columns.contains(name) && names[..i].contains(name) {
                 return Err(err(format!(
@@ -239,6 +261,9 @@ struct BlockResult {
     newlines: u64,
     /// Line (counted from the block's first, 0-based), reason, raw text.
     rejected: Vec<(u64, String, String)>,
+    /// The line (counted as above) of a record longer than [`MAX_RECORD_BYTES`]: the
+    /// block was not read past it.
+    too_long: Option<u64>,
 }
 
 /// A block the block path can take: no `"`, and every CR is part of a CRLF.
@@ -293,7 +318,7 @@ impl Table<'_> {
             (line.strip_suffix(b"\r").unwrap_or(line), nl + 1)
         });
         let Some((header, data_start)) = header
-            .filter(|(h, _)| !h.is_empty() && block_path_can_take(h))
+            .filter(|(h, _)| !h.is_empty() && h.len() <= MAX_RECORD_BYTES && block_path_can_take(h))
             .map(|(h, start)| (h.to_vec(), start))
         else {
             let mut states = vec![init()];
@@ -340,17 +365,28 @@ impl Table<'_> {
             drop(done_tx);
             let mut free: Vec<Vec<u8>> = Vec::new();
             let mut rows_seen = 0u64;
+            // Reading stops once a block has a record too long or the rejected rows pass
+            // MAX_REJECTED_ROWS; the error is built below, from the blocks in order.
+            let stop = std::cell::Cell::new(false);
+            let mut rejected_seen = 0usize;
             let mut collect = |r: BlockResult, b: Vec<u8>, free: &mut Vec<Vec<u8>>| {
                 if (rows_seen + r.rows) / PROGRESS_EVERY > rows_seen / PROGRESS_EVERY {
                     self.report(rows_seen + r.rows);
                 }
                 rows_seen += r.rows;
+                rejected_seen += r.rejected.len();
+                if r.too_long.is_some() || rejected_seen > MAX_REJECTED_ROWS {
+                    stop.set(true);
+                }
                 results.push(r);
                 free.push(b);
             };
             let mut eof = false;
             let mut index = 0;
             let sent: Result<(), IngestError> = loop {
+                if stop.get() {
+                    break Ok(());
+                }
                 if !eof && buf.len() < BLOCK_BYTES {
                     let want = BLOCK_BYTES - buf.len();
                     match fill(&mut f, &mut buf, want) {
@@ -410,12 +446,24 @@ impl Table<'_> {
         let mut line = 2; // the line the current block starts on; the header is line 1
         let mut rejected = Vec::new();
         for r in &results {
+            if let Some(l) = r.too_long {
+                return Err(IngestError::Line {
+                    file: file.to_string(),
+                    line: line + l,
+                    message: format!(
+                        "a record longer than {MAX_RECORD_BYTES} bytes, the most tally reads"
+                    ),
+                });
+            }
             rows += r.rows;
             rejected.extend(
                 r.rejected
                     .iter()
                     .map(|(l, reason, raw)| self.reject(line + l, reason.clone(), raw)),
             );
+            if rejected.len() > MAX_REJECTED_ROWS {
+                return Err(self.too_many_rejected(rejected[0].line, &rejected[0].reason));
+            }
             line += r.newlines;
         }
         let mut states = states;
@@ -461,6 +509,7 @@ impl Table<'_> {
             rows: 0,
             newlines: 0,
             rejected: Vec::new(),
+            too_long: None,
         };
         let mut fields: Vec<&[u8]> = Vec::with_capacity(layout.width);
         let mut start = 0;
@@ -468,6 +517,10 @@ impl Table<'_> {
             let end = memchr::memchr(b'\n', &block[start..]).map_or(block.len(), |i| start + i);
             let line = &block[start..end];
             let line = line.strip_suffix(b"\r").unwrap_or(line);
+            if line.len() > MAX_RECORD_BYTES {
+                r.too_long = Some(r.newlines);
+                break;
+            }
             if !line.is_empty() {
                 r.rows += 1;
                 fields.clear();
@@ -506,10 +559,7 @@ impl Table<'_> {
         let mut f = File::open(&self.source.path).map_err(|e| IngestError::io(file, e))?;
         f.seek(SeekFrom::Start(offset))
             .map_err(|e| IngestError::io(file, e))?;
-        let hashing = Hashing {
-            inner: io::BufReader::with_capacity(1 << 20, f),
-            hash,
-        };
+        let guard = Guard::new(io::BufReader::with_capacity(1 << 20, f), hash, line);
         // Resuming inside the file, the csv crate is first given one LF, a blank line it
         // skips: it strips a UTF-8 BOM at the start of what it reads, which is right at
         // the start of the file and wrong anywhere else.
@@ -517,10 +567,18 @@ impl Table<'_> {
         let mut rdr = csv::ReaderBuilder::new()
             .has_headers(false)
             .flexible(true)
-            .from_reader(prefix.chain(hashing));
-        let csv_err = |e: csv::Error| match e.kind() {
-            csv::ErrorKind::Io(_) => IngestError::file(file, format!("cannot read: {e}")),
-            _ => IngestError::file(file, format!("malformed CSV: {e}")),
+            .from_reader(prefix.chain(guard));
+        let csv_err = |e: csv::Error| match e.into_kind() {
+            csv::ErrorKind::Io(e) => match e.get_ref().and_then(|g| g.downcast_ref::<GuardError>())
+            {
+                Some(g) => IngestError::Line {
+                    file: file.to_string(),
+                    line: g.line,
+                    message: g.message.clone(),
+                },
+                None => IngestError::io(file, e),
+            },
+            kind => IngestError::file(file, format!("malformed CSV: {kind:?}")),
         };
         // The csv crate counts lines from 1 where it starts, and bytes from 0.
         let at = |l: u64| line + l - 1 - prefix.len() as u64;
@@ -566,6 +624,10 @@ impl Table<'_> {
             let fields: Vec<&[u8]> = record.iter().collect();
             if let Err(reason) = self.record(&layout, &fields, state, on_row) {
                 rejected_at.push((line, byte_at(record_start), reason));
+                if rejected_at.len() > MAX_REJECTED_ROWS {
+                    let (line, _, reason) = &rejected_at[0];
+                    return Err(self.too_many_rejected(*line, reason));
+                }
             }
         }
         let sha256 = hex(&rdr.into_inner().into_inner().1.hash.finalize());
@@ -595,16 +657,158 @@ impl Table<'_> {
     }
 }
 
-/// A reader that hashes what passes through it.
-struct Hashing<R> {
-    inner: R,
-    hash: Sha256,
+/// Where the csv crate is in a record, as far as [`Guard`] needs to know.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Quoting {
+    /// At the start of a field: a `"` here opens a quoted field.
+    FieldStart,
+    /// In an unquoted field: a `"` here is data (as the csv crate reads it).
+    Unquoted,
+    /// In a quoted field: only a `"` is special.
+    Quoted,
+    /// A `"` in a quoted field: `""` is an escaped quote; anything else closes it.
+    QuoteInQuoted,
 }
 
-impl<R: Read> Read for Hashing<R> {
+/// Why [`Guard`] stopped the csv crate: a physical line and what was wrong there.
+#[derive(Debug)]
+struct GuardError {
+    line: u64,
+    message: String,
+}
+
+impl std::fmt::Display for GuardError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "line {}: {}", self.line, self.message)
+    }
+}
+
+impl std::error::Error for GuardError {}
+
+/// The reader under the csv crate: hashes what passes through it and checks, on the
+/// raw bytes, what the csv crate does not:
+/// - a CR outside quotes ends a line only as part of CRLF (SPEC 2.2: LF or CRLF; the
+///   csv crate would take a bare CR as a line end);
+/// - no record is longer than [`MAX_RECORD_BYTES`], checked before the csv crate has
+///   buffered it, so one endless line cannot take the machine's memory;
+/// - a quoted field is closed by the end of the file (the csv crate would end it
+///   there silently).
+///
+/// It follows the csv crate's quoting exactly (a `"` opens a quoted field only at the
+/// start of a field), so a stray quote inside an unquoted field stays what it is for
+/// the csv crate: data, and at worst a rejected row.
+struct Guard<R> {
+    inner: R,
+    hash: Sha256,
+    state: Quoting,
+    /// Physical line of the next byte, and of the start of the current record.
+    line: u64,
+    record_line: u64,
+    /// Bytes of the current record so far.
+    record_bytes: usize,
+    /// Line on which the open quoted field started.
+    quote_line: u64,
+    /// The previous chunk ended with a CR outside quotes: the next byte must be LF.
+    cr_pending: bool,
+}
+
+impl<R: Read> Guard<R> {
+    fn new(inner: R, hash: Sha256, line: u64) -> Self {
+        Guard {
+            inner,
+            hash,
+            state: Quoting::FieldStart,
+            line,
+            record_line: line,
+            record_bytes: 0,
+            quote_line: line,
+            cr_pending: false,
+        }
+    }
+
+    fn fail(line: u64, message: String) -> io::Error {
+        io::Error::other(GuardError { line, message })
+    }
+
+    fn bare_cr(&self) -> io::Error {
+        Self::fail(
+            self.line,
+            "a CR that is not followed by LF, outside quotes; lines must end with LF or CRLF"
+                .into(),
+        )
+    }
+
+    fn scan(&mut self, bytes: &[u8]) -> io::Result<()> {
+        let mut i = 0;
+        if std::mem::take(&mut self.cr_pending) && bytes.first() != Some(&b'\n') {
+            return Err(self.bare_cr());
+        }
+        while i < bytes.len() {
+            let b = bytes[i];
+            i += 1;
+            self.record_bytes += 1;
+            if b == b'\n' {
+                self.line += 1;
+            }
+            self.state = match (self.state, b) {
+                (Quoting::Quoted, b'"') => Quoting::QuoteInQuoted,
+                (Quoting::Quoted, _) => Quoting::Quoted,
+                (Quoting::QuoteInQuoted, b'"') => Quoting::Quoted,
+                (Quoting::FieldStart, b'"') => {
+                    self.quote_line = self.line;
+                    Quoting::Quoted
+                }
+                (_, b',') => Quoting::FieldStart,
+                (_, b'\n') => {
+                    self.record_bytes = 0;
+                    self.record_line = self.line;
+                    Quoting::FieldStart
+                }
+                (_, b'\r') => {
+                    match bytes.get(i) {
+                        Some(b'\n') => {}
+                        Some(_) => return Err(self.bare_cr()),
+                        None => self.cr_pending = true,
+                    }
+                    self.state
+                }
+                _ => Quoting::Unquoted,
+            };
+            if self.record_bytes > MAX_RECORD_BYTES {
+                return Err(Self::fail(
+                    self.record_line,
+                    format!("a record longer than {MAX_RECORD_BYTES} bytes, the most tally reads"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// At the end of the input: nothing may be left open.
+    fn finish(&mut self) -> io::Result<()> {
+        if self.cr_pending {
+            return Err(self.bare_cr());
+        }
+        if self.state == Quoting::Quoted {
+            return Err(Self::fail(
+                self.quote_line,
+                "a quoted field opened here is never closed (RFC 4180: a field that starts \
+                 with \" ends with \")"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl<R: Read> Read for Guard<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.hash.update(&buf[..n]);
+        if n == 0 {
+            self.finish()?;
+        }
+        self.scan(&buf[..n])?;
         Ok(n)
     }
 }
@@ -692,6 +896,23 @@ impl Table<'_> {
                     ),
                 ));
             }
+            // What decoding the group will take, as the metadata declares it (a file
+            // that lies is caught by the decoder, which checks what it decompresses).
+            let declared = g
+                .parquet_columns()
+                .iter()
+                .map(|c| c.uncompressed_size().max(0))
+                .fold(0i64, i64::saturating_add)
+                .max(g.total_byte_size().try_into().unwrap_or(i64::MAX));
+            if declared > MAX_PARQUET_ROW_GROUP_BYTES {
+                return Err(IngestError::file(
+                    file,
+                    format!(
+                        "a row group declares {declared} bytes uncompressed, more than the \
+                         {MAX_PARQUET_ROW_GROUP_BYTES} tally decodes at once; write the file with smaller row groups"
+                    ),
+                ));
+            }
             groups.push((first_row, g.num_rows()));
             first_row += g.num_rows();
         }
@@ -702,6 +923,7 @@ impl Table<'_> {
         type Found = Vec<(usize, Result<Vec<RejectedRow>, IngestError>)>;
         let found: Mutex<Found> = Mutex::new(Vec::new());
         let rows_done = AtomicUsize::new(0);
+        let rejected_seen = AtomicUsize::new(0);
         let (sha256, states) = std::thread::scope(|scope| {
             // The file's hash, alongside the reading.
             let sha = scope.spawn(|| sha256_file(&self.source.path, file));
@@ -723,7 +945,13 @@ impl Table<'_> {
                                     .read_parallel(ParallelStrategy::None)
                                     .finish()
                                     .map_err(unreadable)?;
-                                let r = self.parquet_rows(&df, first, &mut state, on_row);
+                                let r = self.parquet_rows(
+                                    &df,
+                                    first,
+                                    &mut state,
+                                    on_row,
+                                    &rejected_seen,
+                                );
                                 let done = rows_done.fetch_add(n, Ordering::Relaxed) + n;
                                 if (done - n) as u64 / PROGRESS_EVERY
                                     != done as u64 / PROGRESS_EVERY
@@ -772,6 +1000,7 @@ impl Table<'_> {
         first: usize,
         state: &mut S,
         on_row: &(impl Fn(&mut S, &Row) -> Result<(), RowError> + Sync),
+        rejected_seen: &AtomicUsize,
     ) -> Result<Vec<RejectedRow>, IngestError> {
         let file = self.file();
         let cols: Vec<Col> = self
@@ -830,6 +1059,9 @@ impl Table<'_> {
                     .collect::<Vec<_>>()
                     .join(",");
                 rejected.push(self.reject((first + i) as u64 + 1, self.reason(&e), &raw));
+                if rejected_seen.fetch_add(1, Ordering::Relaxed) >= MAX_REJECTED_ROWS {
+                    return Err(self.too_many_rejected(rejected[0].line, &rejected[0].reason));
+                }
             }
         }
         Ok(rejected)
