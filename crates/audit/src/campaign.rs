@@ -110,9 +110,6 @@ pub fn table(epochs: &[CampaignEpoch]) -> Vec<u8> {
     let decimals = epochs[0].decimals;
     let accounts: std::collections::BTreeSet<&String> =
         epochs.iter().flat_map(|e| e.units.keys()).collect();
-    let mut w = csv::WriterBuilder::new()
-        .terminator(csv::Terminator::Any(b'\n'))
-        .from_writer(Vec::new());
     let mut header = vec!["account_id".to_string()];
     header.extend(
         epochs
@@ -120,7 +117,7 @@ pub fn table(epochs: &[CampaignEpoch]) -> Vec<u8> {
             .flat_map(|e| [format!("{}_units", e.id), format!("{}_tokens", e.id)]),
     );
     header.extend(["total_units".to_string(), "total_tokens".to_string()]);
-    w.write_record(&header).expect("in memory");
+    let mut w = tally_report::CsvOut::new(&header);
     let mut row = |name: &str, per: Vec<u128>| {
         // Every row is part of the campaign total, which `check` bounded.
         let total: u128 = per.iter().sum();
@@ -130,7 +127,7 @@ pub fn table(epochs: &[CampaignEpoch]) -> Vec<u8> {
                 .flat_map(|&u| [u.to_string(), units_text(u, decimals)]),
         );
         r.extend([total.to_string(), units_text(total, decimals)]);
-        w.write_record(&r).expect("in memory");
+        w.row(&r);
     };
     for a in &accounts {
         row(
@@ -149,5 +146,5 @@ pub fn table(epochs: &[CampaignEpoch]) -> Vec<u8> {
             .map(|e| e.pool_units - e.units.values().sum::<u128>())
             .collect(),
     );
-    w.into_inner().expect("in memory")
+    w.finish()
 }

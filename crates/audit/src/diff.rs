@@ -592,16 +592,13 @@ impl Diff {
     /// One row per account of either run (largest token change first), each followed
     /// by a row per device of it that changed.
     pub fn to_csv(&self) -> Vec<u8> {
-        let mut w = csv::WriterBuilder::new()
-            .terminator(csv::Terminator::Any(b'\n'))
-            .from_writer(Vec::new());
-        w.write_record(CSV_COLUMNS).expect("in-memory write");
+        let mut w = tally_report::CsvOut::new(CSV_COLUMNS);
         let dec = self.b.decimals;
         let opt_text = |v: Option<String>| v.unwrap_or_default();
         for a in &self.accounts {
             let acc =
                 |r: &Option<AccountRow>, f: fn(&AccountRow) -> String| opt_text(r.as_ref().map(f));
-            w.write_record([
+            w.row([
                 "account".to_string(),
                 a.account_id.clone(),
                 String::new(),
@@ -617,8 +614,7 @@ impl Diff {
                 String::new(),
                 String::new(),
                 String::new(),
-            ])
-            .expect("in-memory write");
+            ]);
             for d in &a.devices {
                 let dev = |r: &Option<DeviceRow>, f: fn(&DeviceRow) -> String| {
                     opt_text(r.as_ref().map(f))
@@ -628,7 +624,7 @@ impl Diff {
                     .iter()
                     .map(|c| format!("{} {} -> {}", c.name, c.a, c.b))
                     .collect();
-                w.write_record([
+                w.row([
                     "device".to_string(),
                     a.account_id.clone(),
                     d.device_id.clone(),
@@ -644,11 +640,10 @@ impl Diff {
                     d.reasons_gained.join(";"),
                     d.reasons_lost.join(";"),
                     inputs.join("; "),
-                ])
-                .expect("in-memory write");
+                ]);
             }
         }
-        w.into_inner().expect("in-memory write")
+        w.finish()
     }
 }
 

@@ -306,9 +306,10 @@ impl Record<'_> {
         line_err(self.file, self.line, format!("column {column}: {message}"))
     }
 
+    /// The field as tally wrote it, before the formula escape of published CSV.
     fn raw(&self, column: &str) -> &str {
         // `read_csv` checked that every column asked for exists.
-        &self.fields[self.columns[column]]
+        tally_report::unescape_cell(&self.fields[self.columns[column]])
     }
 
     fn text(&self, column: &str) -> String {

@@ -5,6 +5,7 @@
 //! in a temporary directory beside the output directory, fsynced, and renamed into
 //! place, so a failed or killed run leaves no output directory.
 
+pub mod cells;
 pub mod render;
 
 use std::fs;
@@ -13,6 +14,7 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
+pub use cells::{escape_cell, unescape_cell, CsvOut};
 pub use render::Run;
 
 #[derive(Debug, thiserror::Error)]

@@ -26,14 +26,11 @@ pub struct Run<'a> {
 }
 
 fn csv_bytes(header: &[&str], rows: impl IntoIterator<Item = Vec<String>>) -> Vec<u8> {
-    let mut w = csv::WriterBuilder::new()
-        .terminator(csv::Terminator::Any(b'\n'))
-        .from_writer(Vec::new());
-    w.write_record(header).expect("in-memory write");
+    let mut out = crate::cells::CsvOut::new(header);
     for r in rows {
-        w.write_record(&r).expect("in-memory write");
+        out.row(r);
     }
-    w.into_inner().expect("in-memory write")
+    out.finish()
 }
 
 fn opt_dec(d: Option<Decimal>) -> String {
