@@ -244,7 +244,7 @@ fn published_rules_work_from_any_directory() {
     // the binary, byte for byte the published file, so the manifest hash is the same.
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("out");
-    let o = std::process::Command::new(BIN)
+    let o = std::process::Command::new(bin())
         .current_dir(tmp.path())
         .args([
             "run",

@@ -6,6 +6,7 @@ mod common;
 mod determinism;
 mod disputes;
 mod failures;
+mod hostile;
 mod oracle;
 mod sample;
 mod verify;

@@ -8,7 +8,13 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-pub const BIN: &str = env!("CARGO_BIN_EXE_tally");
+const BUILT: &str = env!("CARGO_BIN_EXE_tally");
+
+/// The binary under test: the one cargo built, or `$TALLY_BIN` (to test a release
+/// build, or a copy that another build into the same target directory cannot replace).
+pub fn bin() -> String {
+    std::env::var("TALLY_BIN").unwrap_or_else(|_| BUILT.to_string())
+}
 pub const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
 /// Every snapshot lives in the top-level `snapshots/`, named by the snapshot alone.
@@ -38,7 +44,7 @@ pub fn epoch_dir(name: &str) -> PathBuf {
 
 /// Runs `tally` from the repository root (where `rules/` is).
 pub fn tally(args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut c = Command::new(BIN);
+    let mut c = Command::new(bin());
     c.current_dir(ROOT).args(args);
     for (k, v) in env {
         c.env(k, v);
