@@ -851,6 +851,24 @@ fn cases() -> Vec<Case> {
             &["devices.csv", "\"acct-big\"", "more than 100000 devices"],
         ),
     ));
+    // More rejected rows than tally keeps: a failure at once, not a heap of them.
+    v.push(case(
+        "1,000,001 rejected rows",
+        Box::new(|d| {
+            let mut hb = bytes(d, "heartbeats.csv");
+            for _ in 0..1_000_001 {
+                hb.extend_from_slice(b"d01,x\n");
+            }
+            fs::write(d.join("heartbeats.csv"), hb).unwrap();
+        }),
+        fails(
+            1,
+            &[
+                "heartbeats.csv:1540:",
+                "more than 1000000 rows of this table are rejected",
+            ],
+        ),
+    ));
     // A bad invocation is exit code 2, and leaves an existing OUT_DIR alone.
     v.push(Case {
         name: "unknown flag".into(),
