@@ -3,7 +3,8 @@
 //! 0 success; 1 the input data, the epoch, the rules or the files of an output
 //! directory are invalid (or an unknown account); 2 the invocation is wrong (bad
 //! arguments, an existing output directory without --force); 3 the output could not
-//! be written.
+//! be written; 101 a panic, which is a bug (nothing is published: outputs are
+//! renamed into place only after everything has been computed and written).
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -329,6 +330,14 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     STARTED.get_or_init(Instant::now);
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        eprintln!(
+            "tally: internal error: this is a bug in tally, not in your data; nothing was published. \
+             Please report it with the epoch that caused it."
+        );
+        default_hook(info);
+    }));
     let cli = Cli::parse();
     match cli.command {
         Command::Verify {
