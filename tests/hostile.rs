@@ -1099,3 +1099,31 @@ fn published_files_are_safe_to_open() {
         );
     }
 }
+
+/// An output directory that overlaps the epoch is refused (exit 2) before anything
+/// is read or written: inside it, the reports would be an unexpected entry of the
+/// epoch; as the epoch itself or a parent, `--force` would replace the inputs.
+#[test]
+fn output_directory_overlapping_the_epoch_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("in");
+    copy_dir(&epoch_dir("boundaries"), &input);
+    let before = files(&input);
+    for out in [input.join("out"), input.clone(), tmp.path().to_path_buf()] {
+        for force in [false, true] {
+            let mut args = vec![
+                "run",
+                input.to_str().unwrap(),
+                "--out",
+                out.to_str().unwrap(),
+            ];
+            if force {
+                args.push("--force");
+            }
+            let o = tally(&args, &[]);
+            assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+            assert!(stderr(&o).contains("overlap"), "{}", stderr(&o));
+            assert_eq!(files(&input), before, "the inputs are untouched");
+        }
+    }
+}

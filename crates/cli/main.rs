@@ -320,6 +320,29 @@ fn generate(
     }
 }
 
+/// Whether `out` is the epoch directory, inside it, or holds it: the reports would
+/// become an unexpected entry of the epoch, or `--force` would replace the inputs.
+fn overlaps(epoch: &Path, out: &Path) -> bool {
+    let Ok(epoch) = epoch.canonicalize() else {
+        return false;
+    };
+    // `out` need not exist yet: resolve its parent.
+    let out = out
+        .canonicalize()
+        .or_else(|e| match (out.parent(), out.file_name()) {
+            (Some(parent), Some(name)) => {
+                let parent = if parent.as_os_str().is_empty() {
+                    Path::new(".")
+                } else {
+                    parent
+                };
+                parent.canonicalize().map(|p| p.join(name))
+            }
+            _ => Err(e),
+        });
+    out.is_ok_and(|out| epoch.starts_with(&out) || out.starts_with(&epoch))
+}
+
 /// Large buffers (a decoded Parquet row group, a CSV block) are allocated and freed
 /// over and over by several threads. glibc's malloc serves them from per-thread
 /// heaps that fragment: on a billion-row epoch the process grew past 4 GiB where it
@@ -397,6 +420,17 @@ fn main() -> ExitCode {
             if let Some(n) = threads {
                 // Polars decodes Parquet with its own pool, sized once at first use.
                 std::env::set_var("POLARS_MAX_THREADS", n.max(1).to_string());
+            }
+            if overlaps(&epoch_dir, &out) {
+                return fail(
+                    USAGE,
+                    format!(
+                        "the output directory {} and the epoch directory {} overlap; \
+                         write the reports outside the epoch (--force would replace the inputs)",
+                        out.display(),
+                        epoch_dir.display()
+                    ),
+                );
             }
             if let Err(e) = tally_report::check_target(&out, force) {
                 return fail(USAGE, e);
