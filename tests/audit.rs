@@ -122,10 +122,17 @@ fn explain_escapes_control_characters_from_the_files() {
     copy_dir(&epoch_dir("disputes"), &input);
     fs::write(
         input.join("overrides.csv"),
-        "device_id,action,ticket,note\nx02,exclude,T-1002,\"resold \u{1b}[31mRED\u{1b}[0m\nagain\"\n",
+        "device_id,action,ticket,note\nx02,exclude,T-1002,\"resold RED\nagain\"\n",
     )
     .unwrap();
     let out = run_ok(&input, tmp.path(), "out", &[], &[]);
+    // A note cannot hold an ESC (the run refuses it), but a forged output can.
+    let ex = fs::read_to_string(out.join("exclusions.csv")).unwrap();
+    fs::write(
+        out.join("exclusions.csv"),
+        ex.replacen("resold RED", "resold \u{1b}[31mRED\u{1b}[0m", 1),
+    )
+    .unwrap();
     let text = explain(&out, "disputer", "text");
     assert!(!text.contains('\u{1b}'), "{text}");
     assert!(

@@ -225,8 +225,8 @@ impl<'a> Row<'_, 'a> {
         tally_core::Action::parse(s).ok_or_else(|| self.bad(column, ValueError::Action))
     }
 
-    /// Free text (SPEC 7): one line of printable text, at most [`MAX_NOTE_CHARS`]
-    /// characters; a null is empty.
+    /// Free text (SPEC 7): printable text, tabs and line breaks, at most
+    /// [`MAX_NOTE_CHARS`] characters; a null is empty.
     pub fn note(&self, column: usize) -> Result<&'a str, RowError> {
         match self.cells[column] {
             Cell::Bytes(_) | Cell::Text(_) => {
@@ -242,17 +242,21 @@ impl<'a> Row<'_, 'a> {
                         message: format!("expected at most {MAX_NOTE_CHARS} characters of text"),
                     });
                 }
-                // A note is published in exclusions.csv and printed by `explain`: a
-                // control character (an ESC sequence, a CR that rewrites a line) would
-                // act on the terminal of whoever reads it.
-                if let Some(c) = note.chars().find(|c| c.is_control()) {
-                    return Err(RowError {
-                        column,
-                        message: format!(
-                            "expected one line of printable text; found the control character {:?}",
-                            c
-                        ),
-                    });
+                // A note is published in exclusions.csv, which people `cat`: a control
+                // character (an ESC sequence, a lone CR that rewrites the line) would
+                // act on their terminal. Tabs and line breaks (LF, CRLF) are text.
+                let mut chars = note.chars().peekable();
+                while let Some(c) = chars.next() {
+                    let line_break = c == '\n' || (c == '\r' && chars.peek() == Some(&'\n'));
+                    if c.is_control() && c != '\t' && !line_break {
+                        return Err(RowError {
+                            column,
+                            message: format!(
+                                "expected printable text (tabs and line breaks allowed); \
+                                 found the control character {c:?}"
+                            ),
+                        });
+                    }
                 }
                 Ok(note)
             }
