@@ -111,7 +111,7 @@ pub fn write_atomically(
 ///
 /// # What a killed run leaves, and who removes it
 ///
-/// The directory is `.{name}.tally-tmp-XXXXXX` in `out`'s parent (`name` being
+/// The directory is `.{name}.tally-tmp-XXXXXXXX` in `out`'s parent (`name` being
 /// `out`'s file name), and its owner holds an exclusive `flock` on it from just after
 /// creating it until it is published or removed. A process killed by SIGKILL cannot
 /// remove it, but the kernel releases its lock. So an entry with that prefix whose
@@ -182,11 +182,7 @@ impl Staging {
         // Each attempt is lost only to a cleaner that locked the new directory in
         // the instant between its creation and our lock.
         for _ in 0..64 {
-            let dir = tempfile::Builder::new()
-                .prefix(&tmp_prefix(&name))
-                .tempdir_in(&parent)
-                .map_err(|e| io(out)(plain(e)))?
-                .keep();
+            let dir = make_dir(&parent, &tmp_prefix(&name)).map_err(io(out))?;
             match lock_as(&dir) {
                 Ok(Some(lock)) => {
                     return Ok(Staging {
@@ -306,7 +302,7 @@ fn old_prefix(name: &str) -> String {
     format!(".{name}.tally-old-")
 }
 
-/// Whether `entry` is `prefix` followed by a suffix of ours: tempfile's random
+/// Whether `entry` is `prefix` followed by a suffix of ours: `make_dir`'s random
 /// letters and digits, or the `pid-n` of `rename_aside`.
 fn is_ours(entry: &str, prefix: &str) -> bool {
     entry
@@ -314,12 +310,34 @@ fn is_ours(entry: &str, prefix: &str) -> bool {
         .is_some_and(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
 }
 
-/// tempfile's errors carry " at path …" (the staging name, meaningless to an
-/// operator); keep the OS error alone.
-fn plain(e: io::Error) -> io::Error {
-    e.raw_os_error()
-        .map(io::Error::from_raw_os_error)
-        .unwrap_or(e)
+/// Makes a new directory `{prefix}XXXXXXXX` (random letters and digits) in
+/// `parent`. Mode 0700 as tempfile made it before; the published directory keeps it.
+fn make_dir(parent: &Path, prefix: &str) -> io::Result<PathBuf> {
+    use std::hash::{BuildHasher, Hasher};
+    const ALNUM: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    let mut builder = fs::DirBuilder::new();
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    for _ in 0..100 {
+        // Fresh random SipHash keys each time: std's randomness without a dependency.
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u32(std::process::id());
+        let mut n = h.finish();
+        let suffix: String = (0..8)
+            .map(|_| {
+                let c = ALNUM[(n % 62) as usize];
+                n /= 62;
+                c as char
+            })
+            .collect();
+        let dir = parent.join(format!("{prefix}{suffix}"));
+        match builder.create(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(io::Error::other("no free name for a staging directory"))
 }
 
 fn sync_dir(dir: &Path) -> io::Result<()> {
