@@ -162,8 +162,9 @@ pub fn write_atomically(
 ///   renamed it or not.
 /// - `flock` is advisory and only tally takes it here; the descriptor is
 ///   close-on-exec, so no child process inherits the lock. On filesystems where
-///   `flock` is not supported, locking fails, nothing is ever considered stale, and
-///   runs still work (stale entries just stay).
+///   `flock` fails, a run goes on without its lock, no entry can be claimed as
+///   stale, and stale entries just stay (NFS emulates `flock` with POSIX locks,
+///   which work across clients).
 pub struct Staging {
     dir: PathBuf,
     /// `dir`, open and exclusively locked for as long as this value lives.
@@ -383,7 +384,9 @@ fn lock_as(dir: &Path) -> io::Result<Option<fs::File>> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e),
     };
-    if !try_lock(&f)? || !same_inode(&f, dir) {
+    // A filesystem without flock: go on unlocked; cleaners there cannot lock
+    // anything either, so they take nothing for stale.
+    if matches!(try_lock(&f), Ok(false)) || !same_inode(&f, dir) {
         return Ok(None);
     }
     Ok(Some(f))
