@@ -5,6 +5,7 @@ mod boundaries;
 mod common;
 mod determinism;
 mod disputes;
+mod durability;
 mod failures;
 mod hostile;
 mod oracle;
