@@ -65,7 +65,7 @@ fn run_in_tmpfs(opts: &str, setup: &str, extra: &[&str]) -> Result<(String, Moun
     let out = format!("{d}/out");
     let o = Command::new("unshare")
         .current_dir(ROOT)
-        .args(["--mount", "sh", "-c", &script, "sh", &d, BIN, "run"])
+        .args(["--mount", "sh", "-c", &script, "sh", &d, &bin(), "run"])
         .args([epoch.to_str().unwrap(), "--out", &out])
         .args(extra)
         .output()
