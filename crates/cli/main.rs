@@ -351,16 +351,29 @@ fn overlaps(epoch: &Path, out: &Path) -> bool {
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// A panic is a bug of tally (its inputs are all validated): it is reported as one,
+/// with exit code 101, after the unwinding has removed any staging directory.
 fn main() -> ExitCode {
     STARTED.get_or_init(Instant::now);
     let default_hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
-        eprintln!(
-            "tally: internal error: this is a bug in tally, not in your data; nothing was published. \
-             Please report it with the epoch that caused it."
-        );
-        default_hook(info);
+        // A panic inside a library call that tally contains (polars' Parquet reader
+        // on a corrupt file) becomes an error naming the file: nothing to print here.
+        if !tally_ingest::panic_is_contained() {
+            default_hook(info);
+        }
     }));
+    match std::panic::catch_unwind(run) {
+        Ok(code) => code,
+        Err(_) => fail(
+            101,
+            "internal error: this is a bug in tally, not in your data, and nothing was published; \
+             please report it with the epoch and the message above",
+        ),
+    }
+}
+
+fn run() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Verify {
