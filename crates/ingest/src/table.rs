@@ -662,6 +662,32 @@ impl Col {
     }
 }
 
+/// Runs one call into polars' Parquet reader, turning a panic into an error naming the
+/// file. polars panics on some malformed files instead of returning an error (found
+/// by fuzzing: a column chunk whose byte range, from the footer, lies past the end of
+/// the file panics in `mmap_single_column`; corrupt pages panic in the decoders).
+/// Validating the metadata up front would catch only the first kind, and tally cannot
+/// fix polars, so the decoding calls are the boundary: what panics there is a file
+/// polars cannot read. Nothing of tally's own runs inside, so no bug of tally is hidden.
+fn polars_call<T>(file: &str, f: impl FnOnce() -> PolarsResult<T>) -> Result<T, IngestError> {
+    let unreadable =
+        |why: String| IngestError::file(file, format!("not a readable Parquet file: {why}"));
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(r) => r.map_err(|e| unreadable(e.to_string())),
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<&str>()
+                .copied()
+                .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+                .unwrap_or("no message");
+            Err(unreadable(format!(
+                "the Parquet reader failed on it ({})",
+                excerpt(message, 200)
+            )))
+        }
+    }
+}
+
 impl Table<'_> {
     /// Parquet, a row group at a time: workers take row groups in turn.
     fn read_parquet<S: Send>(
@@ -671,14 +697,12 @@ impl Table<'_> {
         on_row: &(impl Fn(&mut S, &Row) -> Result<(), RowError> + Sync),
     ) -> Result<(TableStats, Vec<S>), IngestError> {
         let file = self.file();
-        let unreadable =
-            |e: PolarsError| IngestError::file(file, format!("not a readable Parquet file: {e}"));
         let open = || File::open(&self.source.path).map_err(|e| IngestError::io(file, e));
         let mut reader = ParquetReader::new(open()?);
-        let schema = reader.schema().map_err(unreadable)?;
+        let schema = polars_call(file, || reader.schema())?;
         let names: Vec<&str> = schema.iter_names().map(|n| n.as_str()).collect();
         self.layout(1, &names)?;
-        let metadata = reader.get_metadata().map_err(unreadable)?.clone();
+        let metadata = polars_call(file, || reader.get_metadata().cloned())?;
         let mut groups = Vec::with_capacity(metadata.row_groups.len());
         let mut first_row = 0usize;
         for g in &metadata.row_groups {
@@ -717,12 +741,13 @@ impl Table<'_> {
                             let r = (|| {
                                 let mut reader = ParquetReader::new(open()?);
                                 reader.set_metadata(metadata.clone());
-                                let df = reader
-                                    .with_columns(Some(columns.clone()))
-                                    .with_slice(Some((first, n)))
-                                    .read_parallel(ParallelStrategy::None)
-                                    .finish()
-                                    .map_err(unreadable)?;
+                                let df = polars_call(file, || {
+                                    reader
+                                        .with_columns(Some(columns.clone()))
+                                        .with_slice(Some((first, n)))
+                                        .read_parallel(ParallelStrategy::None)
+                                        .finish()
+                                })?;
                                 let r = self.parquet_rows(&df, first, &mut state, on_row);
                                 let done = rows_done.fetch_add(n, Ordering::Relaxed) + n;
                                 if (done - n) as u64 / PROGRESS_EVERY
