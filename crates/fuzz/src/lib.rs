@@ -100,8 +100,18 @@ d04,reinstate,T-1,\"shared hardware, \"\"checked\"\" on a call\"\n",
     ),
 ];
 
+/// libfuzzer-sys's panic hook aborts at once, before any unwinding, so a panic that
+/// tally catches at a boundary (polars' Parquet reader, see `tally_ingest`'s
+/// `polars_call`) would still end the fuzzer. The default hook lets it unwind; a panic
+/// that leaves the body still aborts, in libfuzzer-sys's `catch_unwind` around it.
+fn unwinding_panics() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| drop(std::panic::take_hook()));
+}
+
 /// A temporary directory for one call, on tmpfs when there is one.
 fn tempdir() -> tempfile::TempDir {
+    unwinding_panics();
     let shm = Path::new("/dev/shm");
     let builder = {
         let mut b = tempfile::Builder::new();
@@ -221,28 +231,26 @@ pub fn check_and_render(loaded: &LoadedEpoch) -> Vec<(String, Vec<u8>)> {
 /// `csv_table`: the bytes after the first are one CSV table of the base epoch (the
 /// first byte picks which); the full load, settle and render.
 pub fn csv_table(data: &[u8]) {
-    let Some((&selector, table)) = data.split_first() else {
-        return;
-    };
-    let stem = table_of(selector);
-    let dir = tempdir();
-    write_base(dir.path(), Some(stem));
-    write(&dir.path().join(format!("{stem}.csv")), table);
-    // Two workers: the block path's hand-over between threads is exercised too.
-    let _ = settle_and_render(dir.path(), &options(dir.path(), 2));
+    let _ = table_run(data, "csv");
 }
 
 /// `parquet_table`: as [`csv_table`], the bytes after the first being a `.parquet`
 /// file in place of the CSV table.
 pub fn parquet_table(data: &[u8]) {
-    let Some((&selector, table)) = data.split_first() else {
-        return;
-    };
+    let _ = table_run(data, "parquet");
+}
+
+/// The run of a table target (`extension` "csv" or "parquet"): `None` for an empty
+/// input, else the outcome, an error as its message.
+pub fn table_run(data: &[u8], extension: &str) -> Option<Result<(), String>> {
+    let (&selector, table) = data.split_first()?;
     let stem = table_of(selector);
     let dir = tempdir();
     write_base(dir.path(), Some(stem));
-    write(&dir.path().join(format!("{stem}.parquet")), table);
-    let _ = settle_and_render(dir.path(), &options(dir.path(), 2));
+    write(&dir.path().join(format!("{stem}.{extension}")), table);
+    // Two workers: the hand-over between threads is exercised too.
+    let r = settle_and_render(dir.path(), &options(dir.path(), 2));
+    Some(r.map(drop).map_err(|e| e.to_string()))
 }
 
 /// `epoch_toml`: the bytes as `epoch.toml`, through the core parser. Text that is not
