@@ -6,6 +6,7 @@ mod common;
 mod determinism;
 mod disputes;
 mod failures;
+mod fuzz_corpus;
 mod oracle;
 mod sample;
 mod verify;
