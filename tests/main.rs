@@ -7,6 +7,7 @@ mod determinism;
 mod disputes;
 mod durability;
 mod failures;
+mod fuzz_corpus;
 mod hostile;
 mod oracle;
 mod sample;

@@ -22,7 +22,7 @@ use tally_core::{Device, Epoch, Measurement, Override, Rules};
 
 pub use aggregate::{Ignored, Window};
 pub use error::IngestError;
-pub use table::{hex, sha256_file, Format};
+pub use table::{hex, panic_is_contained, sha256_file, Format};
 pub use tally_core::run::{InputFile, RejectedRow, TableCounts};
 
 /// The tables of an epoch directory, in the order they are read and reported.

@@ -866,6 +866,47 @@ impl Col {
     }
 }
 
+thread_local! {
+    /// Whether this thread is inside [`polars_call`], whose panics become errors.
+    static CONTAINED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether a panic now would be caught and turned into an error naming a file (the
+/// CLI's panic hook stays quiet then). Only the calling thread is known: a panic on
+/// one of polars' own threads is still printed, then caught the same way.
+pub fn panic_is_contained() -> bool {
+    CONTAINED.get()
+}
+
+/// Runs one call into polars' Parquet reader, turning a panic into an error naming the
+/// file. polars panics on some malformed files instead of returning an error (found
+/// by fuzzing: a column chunk whose byte range, from the footer, lies past the end of
+/// the file panics in `mmap_single_column`; corrupt pages panic in the decoders).
+/// Validating the metadata up front would catch only the first kind, and tally cannot
+/// fix polars, so the decoding calls are the boundary: what panics there is a file
+/// polars cannot read. Nothing of tally's own runs inside, so no bug of tally is hidden.
+fn polars_call<T>(file: &str, f: impl FnOnce() -> PolarsResult<T>) -> Result<T, IngestError> {
+    let unreadable =
+        |why: String| IngestError::file(file, format!("not a readable Parquet file: {why}"));
+    CONTAINED.set(true);
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    CONTAINED.set(false);
+    match result {
+        Ok(r) => r.map_err(|e| unreadable(e.to_string())),
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<&str>()
+                .copied()
+                .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+                .unwrap_or("no message");
+            Err(unreadable(format!(
+                "the Parquet reader failed on it ({})",
+                excerpt(message, 200)
+            )))
+        }
+    }
+}
+
 impl Table<'_> {
     /// Parquet, a row group at a time: workers take row groups in turn.
     fn read_parquet<S: Send>(
@@ -875,14 +916,12 @@ impl Table<'_> {
         on_row: &(impl Fn(&mut S, &Row) -> Result<(), RowError> + Sync),
     ) -> Result<(TableStats, Vec<S>), IngestError> {
         let file = self.file();
-        let unreadable =
-            |e: PolarsError| IngestError::file(file, format!("not a readable Parquet file: {e}"));
         let open = || File::open(&self.source.path).map_err(|e| IngestError::io(file, e));
         let mut reader = ParquetReader::new(open()?);
-        let schema = reader.schema().map_err(unreadable)?;
+        let schema = polars_call(file, || reader.schema())?;
         let names: Vec<&str> = schema.iter_names().map(|n| n.as_str()).collect();
         self.layout(1, &names)?;
-        let metadata = reader.get_metadata().map_err(unreadable)?.clone();
+        let metadata = polars_call(file, || reader.get_metadata().cloned())?;
         let mut groups = Vec::with_capacity(metadata.row_groups.len());
         let mut first_row = 0usize;
         for g in &metadata.row_groups {
@@ -939,12 +978,13 @@ impl Table<'_> {
                             let r = (|| {
                                 let mut reader = ParquetReader::new(open()?);
                                 reader.set_metadata(metadata.clone());
-                                let df = reader
-                                    .with_columns(Some(columns.clone()))
-                                    .with_slice(Some((first, n)))
-                                    .read_parallel(ParallelStrategy::None)
-                                    .finish()
-                                    .map_err(unreadable)?;
+                                let df = polars_call(file, || {
+                                    reader
+                                        .with_columns(Some(columns.clone()))
+                                        .with_slice(Some((first, n)))
+                                        .read_parallel(ParallelStrategy::None)
+                                        .finish()
+                                })?;
                                 let r = self.parquet_rows(
                                     &df,
                                     first,

@@ -1,0 +1,129 @@
+//! Replays the fuzzers' regression corpus (`crates/fuzz/corpus/<target>/`) through the
+//! target bodies of `tally-fuzz`, so that every input that once crashed tally, and a
+//! minimized set covering what the fuzzers reached, runs on stable Rust in CI without
+//! cargo-fuzz. A panic names the file.
+
+use std::path::{Path, PathBuf};
+
+fn corpus(target: &str) -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("crates/fuzz/corpus")
+        .join(target);
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_file())
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn every_target_has_a_corpus() {
+    for (target, _) in tally_fuzz::TARGETS {
+        assert!(
+            !corpus(target).is_empty(),
+            "crates/fuzz/corpus/{target} is empty"
+        );
+    }
+}
+
+fn replay(target: &str) {
+    let (_, body) = tally_fuzz::TARGETS
+        .iter()
+        .find(|(t, _)| *t == target)
+        .expect("a target");
+    for file in corpus(target) {
+        let bytes = std::fs::read(&file).unwrap();
+        let r = std::panic::catch_unwind(|| body(&bytes));
+        assert!(r.is_ok(), "{target}: {} panicked", file.display());
+    }
+}
+
+#[test]
+fn csv_table() {
+    replay("csv_table");
+}
+
+#[test]
+fn parquet_table() {
+    replay("parquet_table");
+}
+
+#[test]
+fn epoch_toml() {
+    replay("epoch_toml");
+}
+
+#[test]
+fn rules() {
+    replay("rules");
+}
+
+#[test]
+fn run() {
+    replay("run");
+}
+
+/// Writes seeds for the fuzzers that the repository does not hold as files: the base
+/// epoch's `epoch.toml` and CSV tables, and the tables of the base epoch and of two
+/// test epochs as Parquet (typed columns where `parquet_copy` makes them); table
+/// seeds are prefixed with their table's selector byte. Run by hand:
+/// `SEEDS=dir cargo test --test integration write_seeds -- --ignored`.
+#[test]
+#[ignore]
+fn write_seeds() {
+    let out = PathBuf::from(std::env::var("SEEDS").expect("SEEDS=directory"));
+    for t in ["csv_table", "parquet_table", "epoch_toml"] {
+        std::fs::create_dir_all(out.join(t)).unwrap();
+    }
+    std::fs::write(out.join("epoch_toml/base.toml"), tally_fuzz::BASE_EPOCH).unwrap();
+    let base = tempfile::tempdir().unwrap();
+    for (stem, text) in tally_fuzz::BASE_TABLES {
+        std::fs::write(base.path().join(format!("{stem}.csv")), text).unwrap();
+    }
+    for (stem, seed) in tally_fuzz::table_seeds(base.path()) {
+        std::fs::write(out.join(format!("csv_table/base-{stem}")), seed).unwrap();
+    }
+    let mut epochs = vec![("base".to_string(), base.path().to_path_buf())];
+    for name in ["boundaries", "sample"] {
+        epochs.push((name.to_string(), crate::common::epoch_dir(name)));
+    }
+    for (name, dir) in epochs {
+        let pq = tempfile::tempdir().unwrap();
+        let to = pq.path().join("e");
+        crate::common::parquet_copy(&dir, &to);
+        for (i, (stem, _)) in tally_fuzz::BASE_TABLES.iter().enumerate() {
+            if let Ok(bytes) = std::fs::read(to.join(format!("{stem}.parquet"))) {
+                let mut seed = vec![i as u8];
+                seed.extend(bytes);
+                std::fs::write(out.join(format!("parquet_table/{name}-{stem}")), seed).unwrap();
+            }
+        }
+    }
+}
+
+/// The Parquet files that made polars panic are refused with an error naming the file.
+#[test]
+fn parquet_crash_reproducers_are_errors_naming_the_file() {
+    let crashes: Vec<PathBuf> = corpus("parquet_table")
+        .into_iter()
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("crash-")
+        })
+        .collect();
+    assert!(!crashes.is_empty());
+    for file in crashes {
+        let bytes = std::fs::read(&file).unwrap();
+        let r = tally_fuzz::table_run(&bytes, "parquet").unwrap();
+        let e = r.expect_err("a malformed Parquet file is an error");
+        assert!(
+            e.contains(".parquet: not a readable Parquet file"),
+            "{}: {e}",
+            file.display()
+        );
+    }
+}
