@@ -126,6 +126,14 @@ fn tempdir() -> tempfile::TempDir {
     dir.expect("cannot create a temporary directory (not an input-dependent failure)")
 }
 
+/// The epoch directory inside a scratch directory: it holds only the epoch's files
+/// (tally refuses any other entry); rules and the like go beside it.
+fn epoch_in(dir: &tempfile::TempDir) -> PathBuf {
+    let epoch = dir.path().join("epoch");
+    std::fs::create_dir(&epoch).expect("cannot create the epoch directory");
+    epoch
+}
+
 fn write(path: &Path, bytes: &[u8]) {
     std::fs::write(path, bytes)
         .unwrap_or_else(|e| panic!("cannot write {} (not input-dependent): {e}", path.display()));
@@ -246,10 +254,11 @@ pub fn table_run(data: &[u8], extension: &str) -> Option<Result<(), String>> {
     let (&selector, table) = data.split_first()?;
     let stem = table_of(selector);
     let dir = tempdir();
-    write_base(dir.path(), Some(stem));
-    write(&dir.path().join(format!("{stem}.{extension}")), table);
+    let epoch = epoch_in(&dir);
+    write_base(&epoch, Some(stem));
+    write(&epoch.join(format!("{stem}.{extension}")), table);
     // Two workers: the hand-over between threads is exercised too.
-    let r = settle_and_render(dir.path(), &options(dir.path(), 2));
+    let r = settle_and_render(&epoch, &options(dir.path(), 2));
     Some(r.map(drop).map_err(|e| e.to_string()))
 }
 
@@ -289,7 +298,8 @@ pub fn rules(data: &[u8]) {
     };
     let _ = tally_ingest::publication(&rules, "00");
     let dir = tempdir();
-    write_base(dir.path(), None);
+    let epoch = epoch_in(&dir);
+    write_base(&epoch, None);
     let file = dir.path().join("fuzz-rules.toml");
     write(&file, data);
     let opts = Options {
@@ -297,7 +307,7 @@ pub fn rules(data: &[u8]) {
         threads: 1,
         ..options(dir.path(), 1)
     };
-    let _ = settle_and_render(dir.path(), &opts);
+    let _ = settle_and_render(&epoch, &opts);
 }
 
 /// `run`: the bytes drive a small generator of epochs ([`gen`]) whose values are
@@ -305,9 +315,10 @@ pub fn rules(data: &[u8]) {
 /// with another number of threads, which must give the same bytes (SPEC 5).
 pub fn run(data: &[u8]) {
     let dir = tempdir();
-    gen::write_epoch(data, dir.path());
-    let one = settle_and_render(dir.path(), &options_in(dir.path(), "rules-1", 1));
-    let three = settle_and_render(dir.path(), &options_in(dir.path(), "rules-3", 3));
+    let epoch = epoch_in(&dir);
+    gen::write_epoch(data, &epoch);
+    let one = settle_and_render(&epoch, &options_in(dir.path(), "rules-1", 1));
+    let three = settle_and_render(&epoch, &options_in(dir.path(), "rules-3", 3));
     match (one, three) {
         (Ok(a), Ok(b)) => assert!(a == b, "outputs do not depend on the thread count"),
         (Err(a), Err(b)) => assert_eq!(
