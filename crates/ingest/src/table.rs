@@ -273,23 +273,11 @@ fn block_path_can_take(bytes: &[u8]) -> bool {
 }
 
 /// Reads up to `want` more bytes into `buf`, looping over short reads; false at EOF.
+/// (`read_to_end` through `take` reads into the spare capacity without zeroing it
+/// first: a small file does not pay for a whole block.)
 fn fill(f: &mut File, buf: &mut Vec<u8>, want: usize) -> io::Result<bool> {
-    let start = buf.len();
-    buf.resize(start + want, 0);
-    let mut n = start;
-    while n < buf.len() {
-        match f.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => {
-                buf.truncate(n);
-                return Err(e);
-            }
-        }
-    }
-    buf.truncate(n);
-    Ok(n > start)
+    let n = f.take(want as u64).read_to_end(buf)?;
+    Ok(n > 0)
 }
 
 impl Table<'_> {
