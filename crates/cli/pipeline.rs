@@ -18,14 +18,7 @@ pub fn settle(
     emit_measurements: bool,
 ) -> Result<Settled, IngestError> {
     let loaded = tally_ingest::load(epoch_dir, opts)?;
-    let settlement = tally_core::settle(
-        &loaded.epoch,
-        &loaded.rules,
-        loaded.total_slots,
-        &loaded.registry,
-        &loaded.measurements,
-        &loaded.overrides,
-    );
+    let settlement = loaded.settle();
     let run = tally_report::Run {
         epoch: &loaded.epoch,
         rules: &loaded.rules,

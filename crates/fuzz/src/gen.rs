@@ -287,18 +287,7 @@ pub fn write_epoch(data: &[u8], dir: &Path) {
 
     // devices: 1 to 6, ids unique but for a rare repeat (which fails the run).
     let n = 1 + c.below(6);
-    let mut t = Csv::new(
-        c,
-        &[
-            "device_id",
-            "account_id",
-            "gpu_model",
-            "gpu_count",
-            "hardware_id",
-            "ip",
-            "registered_at",
-        ],
-    );
+    let mut t = Csv::new(c, &tally_ingest::DEVICE_COLUMNS);
     let registry_dirty = c.one_in(64);
     for i in 0..n {
         let id = if c.one_in(64) && i > 0 {

@@ -184,17 +184,7 @@ pub fn settle_and_render(
 ///   otherwise (SPEC 4), and the accounts' units add up to what is allocated;
 /// - rendering is deterministic (twice, the same bytes).
 pub fn check_and_render(loaded: &LoadedEpoch) -> Vec<(String, Vec<u8>)> {
-    let settle = || {
-        tally_core::settle(
-            &loaded.epoch,
-            &loaded.rules,
-            loaded.total_slots,
-            &loaded.registry,
-            &loaded.measurements,
-            &loaded.overrides,
-        )
-    };
-    let settlement = settle();
+    let settlement = loaded.settle();
     let units: u128 = settlement.accounts.iter().map(|a| a.share.units()).sum();
     assert_eq!(units, settlement.allocated_units, "account units add up");
     let eligible_points = settlement.accounts.iter().any(|a| a.weight > 0);
@@ -217,7 +207,7 @@ pub fn check_and_render(loaded: &LoadedEpoch) -> Vec<(String, Vec<u8>)> {
             "an excluded device earns nothing"
         );
     }
-    assert_eq!(settle(), settlement, "settling is deterministic");
+    assert_eq!(loaded.settle(), settlement, "settling is deterministic");
     let render = |s: &tally_core::Settlement| {
         let run = tally_report::Run {
             epoch: &loaded.epoch,

@@ -43,14 +43,7 @@ fn settle(epoch: &Path) -> Vec<(String, Vec<u8>)> {
         threads: 0,
     };
     let loaded = tally_ingest::load(epoch, &opts).unwrap();
-    let settlement = tally_core::settle(
-        &loaded.epoch,
-        &loaded.rules,
-        loaded.total_slots,
-        &loaded.registry,
-        &loaded.measurements,
-        &loaded.overrides,
-    );
+    let settlement = loaded.settle();
     let run = tally_report::Run {
         epoch: &loaded.epoch,
         rules: &loaded.rules,

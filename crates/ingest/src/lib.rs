@@ -35,6 +35,17 @@ pub const TABLES: [&str; 6] = [
     "overrides",
 ];
 
+/// The registry's columns (SPEC 2.1), in the order `devices.csv` must have them.
+pub const DEVICE_COLUMNS: [&str; 7] = [
+    "device_id",
+    "account_id",
+    "gpu_model",
+    "gpu_count",
+    "hardware_id",
+    "ip",
+    "registered_at",
+];
+
 #[derive(Debug, Clone, Default)]
 pub struct Options {
     /// A rules file to use instead of `<rules_dir>/<epoch rules>.toml`.
@@ -80,6 +91,20 @@ pub struct LoadedEpoch {
     pub counts: Vec<TableCounts>,
     /// Sorted by file name.
     pub inputs: Vec<InputFile>,
+}
+
+impl LoadedEpoch {
+    /// Settles the epoch: the scoring core over everything that was read. Pure.
+    pub fn settle(&self) -> tally_core::Settlement {
+        tally_core::settle(
+            &self.epoch,
+            &self.rules,
+            self.total_slots,
+            &self.registry,
+            &self.measurements,
+            &self.overrides,
+        )
+    }
 }
 
 fn read_text(path: &Path, name: &str) -> Result<(String, String), IngestError> {
@@ -320,15 +345,6 @@ pub fn load(dir: &Path, opts: &Options) -> Result<LoadedEpoch, IngestError> {
         crowded: Option<(String, u64)>,
         rows: u64,
     }
-    const DEVICE_COLUMNS: [&str; 7] = [
-        "device_id",
-        "account_id",
-        "gpu_model",
-        "gpu_count",
-        "hardware_id",
-        "ip",
-        "registered_at",
-    ];
     let (stats, states) =
         in_order(&src, &DEVICE_COLUMNS).read(Registry::default, |reg: &mut Registry, row| {
             reg.rows += 1;
