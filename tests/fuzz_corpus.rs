@@ -127,3 +127,50 @@ fn parquet_crash_reproducers_are_errors_naming_the_file() {
         );
     }
 }
+
+/// The same files through the binary: exit 1, one line on stderr naming the file (the
+/// contained panic prints nothing of its own, whichever thread of polars' it was on),
+/// and no OUT_DIR.
+#[test]
+fn parquet_crash_reproducers_fail_the_cli_with_one_line() {
+    let crashes: Vec<PathBuf> = corpus("parquet_table")
+        .into_iter()
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("crash-")
+        })
+        .collect();
+    for file in crashes {
+        let bytes = std::fs::read(&file).unwrap();
+        let stem = tally_fuzz::table_of(bytes[0]);
+        let tmp = tempfile::tempdir().unwrap();
+        let epoch = tmp.path().join("epoch");
+        crate::common::copy_dir(&crate::common::epoch_dir("boundaries"), &epoch);
+        // (boundaries has no overrides.csv)
+        let _ = std::fs::remove_file(epoch.join(format!("{stem}.csv")));
+        std::fs::write(epoch.join(format!("{stem}.parquet")), &bytes[1..]).unwrap();
+        let out = tmp.path().join("out");
+        let o = crate::common::tally(
+            &[
+                "run",
+                epoch.to_str().unwrap(),
+                "--out",
+                out.to_str().unwrap(),
+            ],
+            &[],
+        );
+        let err = crate::common::stderr(&o);
+        let what = file.display();
+        assert_eq!(o.status.code(), Some(1), "{what}: {err}");
+        assert!(
+            err.starts_with(&format!(
+                "tally: error: {stem}.parquet: not a readable Parquet file"
+            )),
+            "{what}: {err}"
+        );
+        assert_eq!(err.lines().count(), 1, "{what}: {err}");
+        assert!(!out.exists(), "{what}: OUT_DIR was written");
+    }
+}

@@ -165,7 +165,7 @@ fn write_base(dir: &Path, skip: Option<&str>) {
 }
 
 /// The table a table target's first byte selects.
-fn table_of(selector: u8) -> &'static str {
+pub fn table_of(selector: u8) -> &'static str {
     BASE_TABLES[usize::from(selector) % BASE_TABLES.len()].0
 }
 
