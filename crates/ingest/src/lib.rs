@@ -478,46 +478,6 @@ pub fn load(dir: &Path, opts: &Options) -> Result<LoadedEpoch, IngestError> {
         }
     }
 
-    /// In-epoch rows of a small event table, from any number of workers, at most
-    /// [`MAX_KEPT_ROWS`] of them in all (`kept` counts them across the workers).
-    #[derive(Default)]
-    struct Kept<T> {
-        rows: Vec<T>,
-        ignored: u64,
-        hint: u32,
-        full: bool,
-    }
-    impl<T> Kept<T> {
-        fn keep(&mut self, kept: &AtomicU64, row: T) {
-            if kept.fetch_add(1, Ordering::Relaxed) < MAX_KEPT_ROWS {
-                self.rows.push(row);
-            } else {
-                self.full = true;
-            }
-        }
-    }
-    fn merge<T>(
-        states: Vec<Kept<T>>,
-        ignored: &mut u64,
-        file: &str,
-    ) -> Result<Vec<T>, IngestError> {
-        if states.iter().any(|k| k.full) {
-            return Err(IngestError::file(
-                file,
-                format!(
-                    "more than {MAX_KEPT_ROWS} rows inside the epoch, the most tally keeps of one table; \
-                     settle the campaign in shorter epochs"
-                ),
-            ));
-        }
-        let mut all = Vec::new();
-        for mut k in states {
-            *ignored += k.ignored;
-            all.append(&mut k.rows);
-        }
-        Ok(all)
-    }
-
     let src = required(dir, "speedtests")?;
     let columns = [
         "device_id",
@@ -749,6 +709,48 @@ fn too_many(rejected: u64, rows: u64, ratio: Decimal) -> bool {
     Decimal::from(rejected) > ratio * Decimal::from(rows)
 }
 
+/// In-epoch rows of a small event table, from any number of workers, at most
+/// [`MAX_KEPT_ROWS`] of them in all (`kept` counts them across the workers).
+#[derive(Default)]
+struct Kept<T> {
+    rows: Vec<T>,
+    ignored: u64,
+    hint: u32,
+    full: bool,
+}
+impl<T> Kept<T> {
+    fn keep(&mut self, kept: &AtomicU64, row: T) {
+        self.keep_at_most(MAX_KEPT_ROWS, kept, row)
+    }
+    /// Keeps `row` if fewer than `limit` rows are kept in all, else marks this state
+    /// full (the run then fails in [`merge`]). Counting goes on past the limit: it is
+    /// a u64 of rows read, which cannot wrap.
+    fn keep_at_most(&mut self, limit: u64, kept: &AtomicU64, row: T) {
+        if kept.fetch_add(1, Ordering::Relaxed) < limit {
+            self.rows.push(row);
+        } else {
+            self.full = true;
+        }
+    }
+}
+fn merge<T>(states: Vec<Kept<T>>, ignored: &mut u64, file: &str) -> Result<Vec<T>, IngestError> {
+    if states.iter().any(|k| k.full) {
+        return Err(IngestError::file(
+            file,
+            format!(
+                "more than {MAX_KEPT_ROWS} rows inside the epoch, the most tally keeps of one table; \
+                 settle the campaign in shorter epochs"
+            ),
+        ));
+    }
+    let mut all = Vec::new();
+    for mut k in states {
+        *ignored += k.ignored;
+        all.append(&mut k.rows);
+    }
+    Ok(all)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -769,5 +771,35 @@ mod tests {
             );
         }
         assert_eq!(published_sha256("v9"), None);
+    }
+
+    /// MAX_KEPT_ROWS is 2^27 rows (gigabytes of CSV): its logic is tested at a small
+    /// limit, across two workers sharing the count.
+    #[test]
+    fn kept_rows_fail_the_table_past_the_limit() {
+        let kept = AtomicU64::new(0);
+        let (mut a, mut b) = (Kept::default(), Kept::default());
+        a.keep_at_most(3, &kept, 1);
+        b.keep_at_most(3, &kept, 2);
+        a.keep_at_most(3, &kept, 3);
+        let mut ignored = 0;
+        let all = merge(vec![a, b], &mut ignored, "rentals.csv").unwrap();
+        assert_eq!(all, vec![1, 3, 2]);
+
+        let kept = AtomicU64::new(0);
+        let (mut a, mut b) = (Kept::default(), Kept::default());
+        for row in 0..3 {
+            a.keep_at_most(3, &kept, row);
+        }
+        b.keep_at_most(3, &kept, 3);
+        assert!(!a.full && b.full);
+        let e = merge(vec![a, b], &mut ignored, "rentals.csv").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "rentals.csv: more than {MAX_KEPT_ROWS} rows inside the epoch, the most tally keeps \
+                 of one table; settle the campaign in shorter epochs"
+            )
+        );
     }
 }

@@ -895,6 +895,31 @@ fn polars_call<T>(file: &str, f: impl FnOnce() -> PolarsResult<T>) -> Result<T, 
     }
 }
 
+/// A Parquet row group is decoded whole: its rows and its declared uncompressed bytes
+/// are bounded ([`MAX_PARQUET_ROW_GROUP_ROWS`], [`MAX_PARQUET_ROW_GROUP_BYTES`]) before
+/// any of it is read.
+fn row_group_within_limits(file: &str, rows: u64, declared: i64) -> Result<(), IngestError> {
+    if rows > MAX_PARQUET_ROW_GROUP_ROWS {
+        return Err(IngestError::file(
+            file,
+            format!(
+                "a row group holds {rows} rows, more than the {MAX_PARQUET_ROW_GROUP_ROWS} tally reads at once; \
+                 write the file with smaller row groups"
+            ),
+        ));
+    }
+    if declared > MAX_PARQUET_ROW_GROUP_BYTES {
+        return Err(IngestError::file(
+            file,
+            format!(
+                "a row group declares {declared} bytes uncompressed, more than the \
+                 {MAX_PARQUET_ROW_GROUP_BYTES} tally decodes at once; write the file with smaller row groups"
+            ),
+        ));
+    }
+    Ok(())
+}
+
 impl Table<'_> {
     /// Parquet, a row group at a time: workers take row groups in turn.
     fn read_parquet<S: Send>(
@@ -913,16 +938,6 @@ impl Table<'_> {
         let mut groups = Vec::with_capacity(metadata.row_groups.len());
         let mut first_row = 0usize;
         for g in &metadata.row_groups {
-            if g.num_rows() as u64 > MAX_PARQUET_ROW_GROUP_ROWS {
-                return Err(IngestError::file(
-                    file,
-                    format!(
-                        "a row group holds {} rows, more than the {MAX_PARQUET_ROW_GROUP_ROWS} tally reads at once; \
-                         write the file with smaller row groups",
-                        g.num_rows()
-                    ),
-                ));
-            }
             // What decoding the group will take, as the metadata declares it (a file
             // that lies is caught by the decoder, which checks what it decompresses).
             let declared = g
@@ -931,15 +946,7 @@ impl Table<'_> {
                 .map(|c| c.uncompressed_size().max(0))
                 .fold(0i64, i64::saturating_add)
                 .max(g.total_byte_size().try_into().unwrap_or(i64::MAX));
-            if declared > MAX_PARQUET_ROW_GROUP_BYTES {
-                return Err(IngestError::file(
-                    file,
-                    format!(
-                        "a row group declares {declared} bytes uncompressed, more than the \
-                         {MAX_PARQUET_ROW_GROUP_BYTES} tally decodes at once; write the file with smaller row groups"
-                    ),
-                ));
-            }
+            row_group_within_limits(file, g.num_rows() as u64, declared)?;
             groups.push((first_row, g.num_rows()));
             first_row += g.num_rows();
         }
@@ -1099,6 +1106,30 @@ impl Table<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The row-group limits at their boundaries (a file that reaches them is gigabytes).
+    #[test]
+    fn row_group_limits() {
+        let (rows, bytes) = (MAX_PARQUET_ROW_GROUP_ROWS, MAX_PARQUET_ROW_GROUP_BYTES);
+        assert!(row_group_within_limits("h.parquet", rows, bytes).is_ok());
+        let e = row_group_within_limits("h.parquet", rows + 1, 0).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "h.parquet: a row group holds {} rows, more than the {rows} tally reads at once; \
+                 write the file with smaller row groups",
+                rows + 1
+            )
+        );
+        let e = row_group_within_limits("h.parquet", 1, bytes + 1).unwrap_err();
+        assert!(
+            e.to_string().starts_with(&format!(
+                "h.parquet: a row group declares {} bytes",
+                bytes + 1
+            )),
+            "{e}"
+        );
+    }
 
     /// What a reader saw: the records it accepted (cells as text), and the rejected.
     fn read_all(
