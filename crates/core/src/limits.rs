@@ -93,6 +93,11 @@ pub const MAX_TEXT_FILE_BYTES: u64 = 1 << 20;
 /// Longest `note` of a dispute decision in `overrides.csv`, in characters.
 pub const MAX_NOTE_CHARS: usize = 1_000;
 
+/// Longest Parquet page header tally reads. A header is tens of bytes, more only with
+/// statistics of long strings; the page headers are checked before polars decodes a
+/// row group (crates/ingest/src/pages.rs).
+pub const MAX_PARQUET_PAGE_HEADER_BYTES: u64 = 1 << 20;
+
 /// Largest uncompressed row group of a Parquet table, as its metadata declares it.
 /// With [`MAX_PARQUET_ROW_GROUP_ROWS`] this bounds the memory of decoding a group.
 pub const MAX_PARQUET_ROW_GROUP_BYTES: i64 = 1 << 30;

@@ -8,6 +8,7 @@
 mod aggregate;
 mod cells;
 mod error;
+mod pages;
 mod table;
 
 use std::collections::{BTreeMap, HashMap};

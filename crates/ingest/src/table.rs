@@ -874,13 +874,22 @@ pub fn panic_is_contained() -> bool {
 /// fix polars, so the decoding calls are the boundary: what panics there is a file
 /// polars cannot read. Nothing of tally's own runs inside, so no bug of tally is hidden.
 fn polars_call<T>(file: &str, f: impl FnOnce() -> PolarsResult<T>) -> Result<T, IngestError> {
+    contained(file, || f().map_err(|e| e.to_string()))
+}
+
+/// Runs `f`, a call into polars' Parquet code, with its panics contained (see
+/// [`polars_call`]): an error or a panic is `FILE: not a readable Parquet file: ...`.
+pub(crate) fn contained<T>(
+    file: &str,
+    f: impl FnOnce() -> Result<T, String>,
+) -> Result<T, IngestError> {
     let unreadable =
         |why: String| IngestError::file(file, format!("not a readable Parquet file: {why}"));
     CONTAINED.set(true);
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
     CONTAINED.set(false);
     match result {
-        Ok(r) => r.map_err(|e| unreadable(e.to_string())),
+        Ok(r) => r.map_err(unreadable),
         Err(panic) => {
             let message = panic
                 .downcast_ref::<&str>()
@@ -971,6 +980,14 @@ impl Table<'_> {
                                 break;
                             };
                             let r = (|| {
+                                // polars trusts the page headers: check them first.
+                                crate::pages::check_row_group(
+                                    file,
+                                    &mut open()?,
+                                    &metadata,
+                                    g,
+                                    &columns,
+                                )?;
                                 let mut reader = ParquetReader::new(open()?);
                                 reader.set_metadata(metadata.clone());
                                 let df = polars_call(file, || {

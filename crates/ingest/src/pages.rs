@@ -1,0 +1,207 @@
+//! The page headers of a Parquet row group, checked before polars decodes it.
+//!
+//! polars trusts the counts in a page header: a data page that declares -1 values has
+//! it cast to 2^64 - 1 and the decoder asks the allocator for 2^61 bytes, which is not
+//! a panic that can be caught but an abort of the process (found by fuzzing
+//! `parquet_table`). So every page header of every column chunk tally decodes is read
+//! here first, with the same walk polars makes (an optional dictionary page, then data
+//! pages until the chunk's values are all seen), and every count that sizes an
+//! allocation is checked against the row group: a header that does not fit is an error
+//! naming the row group, the column and the byte where the page starts.
+//!
+//! Only headers are read, one small read per page (pages are about a megabyte), so the
+//! cost is a few reads per column chunk, not a second pass over the data.
+
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+
+use polars::prelude::*;
+use polars_parquet_format::thrift::protocol::TCompactInputProtocol;
+use polars_parquet_format::{PageHeader, PageType};
+use tally_core::limits::{MAX_PARQUET_PAGE_HEADER_BYTES, MAX_PARQUET_ROW_GROUP_BYTES};
+
+use crate::error::IngestError;
+use crate::table::contained;
+
+/// The first read of a page header: headers are tens of bytes unless they carry
+/// statistics of long strings.
+const FIRST_HEADER_READ: u64 = 4_096;
+
+/// Checks the page headers of the column chunks of `columns` in row group `group`
+/// (counted from 0) of `file`, whose metadata polars has read.
+pub(crate) fn check_row_group(
+    file: &str,
+    f: &mut File,
+    metadata: &FileMetadata,
+    group: usize,
+    columns: &[String],
+) -> Result<(), IngestError> {
+    let file_len = f.metadata().map_err(|e| IngestError::io(file, e))?.len();
+    let g = &metadata.row_groups[group];
+    let rows = g.num_rows() as u64;
+    for name in columns {
+        let Some(chunks) = g.columns_under_root_iter(name) else {
+            // A missing column is reported by the reader, which names it.
+            continue;
+        };
+        for chunk in chunks {
+            let bad = |what: String| {
+                IngestError::file(
+                    file,
+                    format!(
+                        "not a readable Parquet file: row group {group} (counting from 0), \
+                         column {name:?}: {what}"
+                    ),
+                )
+            };
+            // byte_range() adds offset and length with an unwrap: contained.
+            let range = contained(file, || Ok(chunk.byte_range()))?;
+            if range.end > file_len {
+                return Err(bad(format!(
+                    "its pages lie at bytes {}..{}, past the end of the file ({file_len} bytes)",
+                    range.start, range.end
+                )));
+            }
+            let values = chunk.num_values();
+            if u64::try_from(values) != Ok(rows) {
+                return Err(bad(format!(
+                    "the column chunk declares {values} values for a row group of {rows} rows"
+                )));
+            }
+            walk_pages(file, f, range, rows, &bad)?;
+        }
+    }
+    Ok(())
+}
+
+/// Walks the pages of one column chunk at `range` holding `rows` values.
+fn walk_pages(
+    file: &str,
+    f: &mut File,
+    range: std::ops::Range<u64>,
+    rows: u64,
+    bad: &impl Fn(String) -> IngestError,
+) -> Result<(), IngestError> {
+    let mut pos = range.start;
+    let mut seen = 0u64;
+    let mut first = true;
+    while seen < rows {
+        if pos >= range.end {
+            return Err(bad(format!(
+                "its pages hold {seen} values where the column chunk declares {rows}"
+            )));
+        }
+        let (header, header_len) = read_header(file, f, pos, range.end, bad)?;
+        let at = |what: String| bad(format!("the page at byte {pos} {what}"));
+        let compressed = u64::try_from(header.compressed_page_size).map_err(|_| {
+            at(format!(
+                "declares a compressed size of {}",
+                header.compressed_page_size
+            ))
+        })?;
+        let body = pos + header_len;
+        if body + compressed > range.end {
+            return Err(at(format!(
+                "declares {compressed} bytes, past the end of its column chunk (byte {})",
+                range.end
+            )));
+        }
+        if !(0..=MAX_PARQUET_ROW_GROUP_BYTES).contains(&i64::from(header.uncompressed_page_size)) {
+            return Err(at(format!(
+                "declares an uncompressed size of {} bytes; expected 0 to {MAX_PARQUET_ROW_GROUP_BYTES}",
+                header.uncompressed_page_size
+            )));
+        }
+        let left = rows - seen;
+        // A count of values in a page: 0 to what is left of the chunk.
+        let count = |what: &str, n: i32, most: u64| {
+            u64::try_from(n)
+                .ok()
+                .filter(|&n| n <= most)
+                .ok_or_else(|| at(format!("declares {n} {what}; expected 0 to {most}")))
+        };
+        match header.type_ {
+            PageType::DICTIONARY_PAGE if first => {
+                let Some(d) = &header.dictionary_page_header else {
+                    return Err(at("is a dictionary page without its header".into()));
+                };
+                // A dictionary holds at most one entry per value of the chunk.
+                count("dictionary entries", d.num_values, rows)?;
+            }
+            PageType::DATA_PAGE => {
+                let Some(d) = &header.data_page_header else {
+                    return Err(at("is a data page without its header".into()));
+                };
+                seen += count("values", d.num_values, left)?;
+            }
+            PageType::DATA_PAGE_V2 => {
+                let Some(d) = &header.data_page_header_v2 else {
+                    return Err(at("is a data page without its header".into()));
+                };
+                let n = count("values", d.num_values, left)?;
+                count("nulls", d.num_nulls, n)?;
+                count("rows", d.num_rows, n)?;
+                let levels = count(
+                    "bytes of definition levels",
+                    d.definition_levels_byte_length,
+                    compressed,
+                )? + count(
+                    "bytes of repetition levels",
+                    d.repetition_levels_byte_length,
+                    compressed,
+                )?;
+                if levels > compressed {
+                    return Err(at(format!(
+                        "declares {levels} bytes of levels in a page of {compressed}"
+                    )));
+                }
+                seen += n;
+            }
+            other => {
+                return Err(at(format!(
+                    "is of type {}; expected {}data pages",
+                    other.0,
+                    if first { "a dictionary page or " } else { "" }
+                )));
+            }
+        }
+        first = false;
+        pos = body + compressed;
+    }
+    Ok(())
+}
+
+/// The page header at `pos` and its length in bytes: read with a small window, then
+/// larger ones up to [`MAX_PARQUET_PAGE_HEADER_BYTES`] if it is longer.
+fn read_header(
+    file: &str,
+    f: &mut File,
+    pos: u64,
+    end: u64,
+    bad: &impl Fn(String) -> IngestError,
+) -> Result<(PageHeader, u64), IngestError> {
+    let most = (end - pos).min(MAX_PARQUET_PAGE_HEADER_BYTES);
+    let mut window = FIRST_HEADER_READ.min(most);
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        f.seek(SeekFrom::Start(pos))
+            .and_then(|_| (&mut *f).take(window).read_to_end(&mut buf))
+            .map_err(|e| IngestError::io(file, e))?;
+        let mut rest: &[u8] = &buf;
+        // The thrift reader is polars' own; like the rest of polars, contained.
+        let parsed = contained(file, || {
+            let mut protocol = TCompactInputProtocol::new(&mut rest, buf.len());
+            Ok(PageHeader::read_from_in_protocol(&mut protocol))
+        })?;
+        match parsed {
+            Ok(header) => return Ok((header, (buf.len() - rest.len()) as u64)),
+            Err(_) if window < most => window = (window * 16).min(most),
+            Err(e) => {
+                return Err(bad(format!(
+                    "the page header at byte {pos} is not readable ({e})"
+                )))
+            }
+        }
+    }
+}
