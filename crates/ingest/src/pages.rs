@@ -205,3 +205,162 @@ fn read_header(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use polars_parquet_format::thrift::protocol::TCompactOutputProtocol;
+    use polars_parquet_format::{DataPageHeader, DataPageHeaderV2, DictionaryPageHeader, Encoding};
+
+    /// A page: its header, with `body` bytes after it.
+    fn page(header: PageHeader) -> (PageHeader, usize) {
+        let body = header.compressed_page_size.max(0) as usize;
+        (header, body)
+    }
+    fn v1(values: i32, bytes: i32) -> PageHeader {
+        let d = DataPageHeader::new(values, Encoding::PLAIN, Encoding::RLE, Encoding::RLE, None);
+        PageHeader::new(PageType::DATA_PAGE, bytes, bytes, None, d, None, None, None)
+    }
+    fn v2(values: i32, nulls: i32, rows: i32, levels: (i32, i32), bytes: i32) -> PageHeader {
+        let d = DataPageHeaderV2::new(
+            values,
+            nulls,
+            rows,
+            Encoding::PLAIN,
+            levels.0,
+            levels.1,
+            None,
+            None,
+        );
+        PageHeader::new(
+            PageType::DATA_PAGE_V2,
+            bytes,
+            bytes,
+            None,
+            None,
+            None,
+            None,
+            d,
+        )
+    }
+    fn dict(values: i32) -> PageHeader {
+        let d = DictionaryPageHeader::new(values, Encoding::PLAIN, None);
+        PageHeader::new(PageType::DICTIONARY_PAGE, 8, 8, None, None, None, d, None)
+    }
+
+    /// Writes the pages as one column chunk after 4 bytes of file header ("PAR1") and
+    /// walks it for `rows` values; the error's text, or "ok".
+    fn walk(pages: &[(PageHeader, usize)], rows: u64) -> String {
+        let mut bytes = b"PAR1".to_vec();
+        for (header, body) in pages {
+            let mut out = TCompactOutputProtocol::new(&mut bytes);
+            header.write_to_out_protocol(&mut out).unwrap();
+            bytes.extend(std::iter::repeat_n(0u8, *body));
+        }
+        let mut f = tempfile::tempfile().unwrap();
+        std::io::Write::write_all(&mut f, &bytes).unwrap();
+        let bad = |what: String| IngestError::file("t.parquet", what);
+        match walk_pages("t.parquet", &mut f, 4..bytes.len() as u64, rows, &bad) {
+            Ok(()) => "ok".into(),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn well_formed_chunks_pass() {
+        assert_eq!(walk(&[page(v1(10, 80))], 10), "ok");
+        assert_eq!(
+            walk(&[page(dict(3)), page(v1(6, 8)), page(v1(4, 8))], 10),
+            "ok"
+        );
+        assert_eq!(walk(&[page(v2(10, 2, 10, (2, 0), 40))], 10), "ok");
+        assert_eq!(walk(&[], 0), "ok");
+    }
+
+    #[test]
+    fn every_count_that_sizes_an_allocation_is_checked() {
+        // The fuzzer's abort: a data page declaring a negative number of values.
+        assert_eq!(
+            walk(&[page(v1(-11, 8))], 14),
+            "t.parquet: the page at byte 4 declares -11 values; expected 0 to 14"
+        );
+        let cases: [(&[(PageHeader, usize)], u64, &str); 12] = [
+            (
+                &[page(v1(11, 8))],
+                10,
+                "declares 11 values; expected 0 to 10",
+            ),
+            (
+                &[page(v1(6, 8)), page(v1(5, 8))],
+                10,
+                "declares 5 values; expected 0 to 4",
+            ),
+            (
+                &[page(v1(6, 8))],
+                10,
+                "its pages hold 6 values where the column chunk declares 10",
+            ),
+            (
+                &[page(dict(11)), page(v1(10, 8))],
+                10,
+                "declares 11 dictionary entries",
+            ),
+            (&[page(dict(-1))], 10, "declares -1 dictionary entries"),
+            (
+                &[page(v1(5, 8)), page(dict(3))],
+                10,
+                "is of type 2; expected data pages",
+            ),
+            (
+                &[page(v2(10, 11, 10, (0, 0), 8))],
+                10,
+                "declares 11 nulls; expected 0 to 10",
+            ),
+            (&[page(v2(10, 0, -1, (0, 0), 8))], 10, "declares -1 rows"),
+            (
+                &[page(v2(10, 0, 10, (-4, 0), 8))],
+                10,
+                "declares -4 bytes of definition levels",
+            ),
+            (
+                &[page(v2(10, 0, 10, (5, 5), 8))],
+                10,
+                "declares 10 bytes of levels in a page of 8",
+            ),
+            (
+                &[(v1(10, 100), 10)],
+                10,
+                "declares 100 bytes, past the end of its column chunk",
+            ),
+            (&[(v1(10, -1), 0)], 10, "declares a compressed size of -1"),
+        ];
+        for (pages, rows, expected) in cases {
+            let e = walk(pages, rows);
+            assert!(e.contains(expected), "{expected:?} not in {e:?}");
+        }
+        let mut huge = v1(10, 8);
+        huge.uncompressed_page_size = i32::MAX;
+        assert!(walk(&[page(huge)], 10).contains("declares an uncompressed size of 2147483647"));
+        let mut headless = v1(10, 8);
+        headless.data_page_header = None;
+        assert!(walk(&[page(headless)], 10).contains("is a data page without its header"));
+        let mut index = v1(10, 8);
+        index.type_ = PageType::INDEX_PAGE;
+        assert!(walk(&[page(index)], 10)
+            .contains("is of type 1; expected a dictionary page or data pages"));
+    }
+
+    #[test]
+    fn an_unreadable_header_names_its_byte() {
+        let mut f = tempfile::tempfile().unwrap();
+        std::io::Write::write_all(&mut f, b"PAR1\xff\xff\xff\xff\xff\xff").unwrap();
+        let bad = |what: String| IngestError::file("t.parquet", what);
+        let e = walk_pages("t.parquet", &mut f, 4..10, 1, &bad)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("t.parquet: the page header at byte 4 is not readable"),
+            "{e}"
+        );
+    }
+}
