@@ -93,9 +93,13 @@ pub const MAX_TEXT_FILE_BYTES: u64 = 1 << 20;
 /// Longest `note` of a dispute decision in `overrides.csv`, in characters.
 pub const MAX_NOTE_CHARS: usize = 1_000;
 
+/// Largest Parquet footer (the file's metadata). A footer is about 200 bytes per
+/// column chunk: a billion rows in row groups of a million take about 2 MB.
+pub const MAX_PARQUET_FOOTER_BYTES: u64 = 64 << 20;
+
 /// Longest Parquet page header tally reads. A header is tens of bytes, more only with
 /// statistics of long strings; the page headers are checked before polars decodes a
-/// row group (crates/ingest/src/pages.rs).
+/// row group (crates/ingest/src/parquet_checks.rs).
 pub const MAX_PARQUET_PAGE_HEADER_BYTES: u64 = 1 << 20;
 
 /// Largest uncompressed row group of a Parquet table, as its metadata declares it.

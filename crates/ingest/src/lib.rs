@@ -8,7 +8,7 @@
 mod aggregate;
 mod cells;
 mod error;
-mod pages;
+mod parquet_checks;
 mod table;
 
 use std::collections::{BTreeMap, HashMap};

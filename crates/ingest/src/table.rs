@@ -939,6 +939,8 @@ impl Table<'_> {
     ) -> Result<(TableStats, Vec<S>), IngestError> {
         let file = self.file();
         let open = || File::open(&self.source.path).map_err(|e| IngestError::io(file, e));
+        // polars trusts the footer's counts: check them first.
+        crate::parquet_checks::check_footer(file, &mut open()?)?;
         let mut reader = ParquetReader::new(open()?);
         let schema = polars_call(file, || reader.schema())?;
         let names: Vec<&str> = schema.iter_names().map(|n| n.as_str()).collect();
@@ -981,7 +983,7 @@ impl Table<'_> {
                             };
                             let r = (|| {
                                 // polars trusts the page headers: check them first.
-                                crate::pages::check_row_group(
+                                crate::parquet_checks::check_row_group(
                                     file,
                                     &mut open()?,
                                     &metadata,

@@ -1,24 +1,35 @@
-//! The page headers of a Parquet row group, checked before polars decodes it.
+//! A Parquet file's footer and page headers, checked before polars reads them.
 //!
-//! polars trusts the counts in a page header: a data page that declares -1 values has
-//! it cast to 2^64 - 1 and the decoder asks the allocator for 2^61 bytes, which is not
-//! a panic that can be caught but an abort of the process (found by fuzzing
-//! `parquet_table`). So every page header of every column chunk tally decodes is read
-//! here first, with the same walk polars makes (an optional dictionary page, then data
-//! pages until the chunk's values are all seen), and every count that sizes an
-//! allocation is checked against the row group: a header that does not fit is an error
-//! naming the row group, the column and the byte where the page starts.
+//! polars trusts the counts in a file. Two kinds of count made it ask the allocator
+//! for more than any machine has, which is not a panic that can be caught but an
+//! abort of the process (both found by fuzzing `parquet_table`):
+//! - a list length in the footer's thrift: polars reserves room for that many
+//!   entries before reading them (a 4 KiB file asked for 347 GB);
+//! - a data page declaring -11 values: cast to 2^64 - 11, and the decoder asked for
+//!   2^61 bytes.
 //!
-//! Only headers are read, one small read per page (pages are about a megabyte), so the
-//! cost is a few reads per column chunk, not a second pass over the data.
+//! So before polars sees a file, [`check_footer`] parses its footer with
+//! `polars-parquet-format`'s thrift reader under a byte budget that bounds what a
+//! list may reserve; once it parses, every list polars reads has entries that are
+//! really there. And before polars decodes a row group, [`check_row_group`] reads the
+//! page headers of its column chunks with the same walk polars makes (an optional
+//! dictionary page, then data pages until the chunk's values are all seen) and checks
+//! every count that sizes an allocation against the row group. A count that does not
+//! fit is an error naming the row group, the column and the byte where the page
+//! starts.
+//!
+//! Only the footer and the page headers are read (one small read per page; pages are
+//! about a megabyte), not the data: no second pass over the file.
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 
 use polars::prelude::*;
 use polars_parquet_format::thrift::protocol::TCompactInputProtocol;
-use polars_parquet_format::{PageHeader, PageType};
-use tally_core::limits::{MAX_PARQUET_PAGE_HEADER_BYTES, MAX_PARQUET_ROW_GROUP_BYTES};
+use polars_parquet_format::{FileMetaData, PageHeader, PageType};
+use tally_core::limits::{
+    MAX_PARQUET_FOOTER_BYTES, MAX_PARQUET_PAGE_HEADER_BYTES, MAX_PARQUET_ROW_GROUP_BYTES,
+};
 
 use crate::error::IngestError;
 use crate::table::contained;
@@ -26,6 +37,51 @@ use crate::table::contained;
 /// The first read of a page header: headers are tens of bytes unless they carry
 /// statistics of long strings.
 const FIRST_HEADER_READ: u64 = 4_096;
+
+/// What the thrift reader may reserve per byte of footer. It charges 8 bytes per list
+/// entry and 1 per byte of a string, and every entry takes at least one byte of the
+/// footer, so a well-formed footer never needs more than 9 per byte.
+const FOOTER_BUDGET_PER_BYTE: u64 = 16;
+
+/// Checks that `f`'s footer is where its last 8 bytes say, at most
+/// [`MAX_PARQUET_FOOTER_BYTES`], and parses as thrift within a budget of
+/// [`FOOTER_BUDGET_PER_BYTE`] per byte. polars reads it afterwards.
+pub(crate) fn check_footer(file: &str, f: &mut File) -> Result<(), IngestError> {
+    let unreadable =
+        |why: String| IngestError::file(file, format!("not a readable Parquet file: {why}"));
+    let len = f.metadata().map_err(|e| IngestError::io(file, e))?.len();
+    // "PAR1", the footer, its length (4 bytes, little-endian), "PAR1".
+    if len < 12 {
+        return Err(unreadable(format!(
+            "{len} bytes, too short for a Parquet file"
+        )));
+    }
+    let mut tail = [0u8; 8];
+    f.seek(SeekFrom::Start(len - 8))
+        .and_then(|_| f.read_exact(&mut tail))
+        .map_err(|e| IngestError::io(file, e))?;
+    if &tail[4..] != b"PAR1" {
+        return Err(unreadable("it does not end with PAR1".into()));
+    }
+    let footer_len = u64::from(u32::from_le_bytes(tail[..4].try_into().expect("4 bytes")));
+    if footer_len > len - 12 || footer_len > MAX_PARQUET_FOOTER_BYTES {
+        return Err(unreadable(format!(
+            "its footer declares {footer_len} bytes; expected at most {}",
+            (len - 12).min(MAX_PARQUET_FOOTER_BYTES)
+        )));
+    }
+    let mut footer = Vec::new();
+    f.seek(SeekFrom::Start(len - 8 - footer_len))
+        .and_then(|_| (&mut *f).take(footer_len).read_to_end(&mut footer))
+        .map_err(|e| IngestError::io(file, e))?;
+    let budget = footer.len() as u64 * FOOTER_BUDGET_PER_BYTE;
+    let parsed = contained(file, || {
+        let mut rest: &[u8] = &footer;
+        let mut protocol = TCompactInputProtocol::new(&mut rest, budget as usize);
+        Ok(FileMetaData::read_from_in_protocol(&mut protocol).map(drop))
+    })?;
+    parsed.map_err(|e| unreadable(format!("its footer is not valid thrift ({e})")))
+}
 
 /// Checks the page headers of the column chunks of `columns` in row group `group`
 /// (counted from 0) of `file`, whose metadata polars has read.
