@@ -25,6 +25,7 @@ use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 
 use polars::prelude::*;
+use polars_parquet_format::thrift;
 use polars_parquet_format::thrift::protocol::TCompactInputProtocol;
 use polars_parquet_format::{FileMetaData, PageHeader, PageType};
 use tally_core::limits::{
@@ -80,7 +81,12 @@ pub(crate) fn check_footer(file: &str, f: &mut File) -> Result<(), IngestError> 
         let mut protocol = TCompactInputProtocol::new(&mut rest, budget as usize);
         Ok(FileMetaData::read_from_in_protocol(&mut protocol).map(drop))
     })?;
-    parsed.map_err(|e| unreadable(format!("its footer is not valid thrift ({e})")))
+    parsed.map_err(|e| match e {
+        thrift::Error::Protocol(p) if p.kind == thrift::ProtocolErrorKind::SizeLimit => {
+            unreadable("its footer declares more entries than it holds".into())
+        }
+        e => unreadable(format!("its footer is not valid thrift ({e})")),
+    })
 }
 
 /// Checks the page headers of the column chunks of `columns` in row group `group`
@@ -404,6 +410,66 @@ mod tests {
         index.type_ = PageType::INDEX_PAGE;
         assert!(walk(&[page(index)], 10)
             .contains("is of type 1; expected a dictionary page or data pages"));
+    }
+
+    /// `footer` as a Parquet file's footer, after "PAR1" and `body`; the error, or "ok".
+    fn footer_check(body: &[u8], footer: &[u8], declared: Option<u32>) -> String {
+        let mut bytes = b"PAR1".to_vec();
+        bytes.extend(body);
+        bytes.extend(footer);
+        let len = declared.unwrap_or(footer.len() as u32);
+        bytes.extend(len.to_le_bytes());
+        bytes.extend(b"PAR1");
+        let mut f = tempfile::tempfile().unwrap();
+        std::io::Write::write_all(&mut f, &bytes).unwrap();
+        match check_footer("t.parquet", &mut f) {
+            Ok(()) => "ok".into(),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn footers_are_checked_before_polars_reads_them() {
+        let minimal = {
+            let meta = FileMetaData::new(1, vec![], 0, vec![], None, None, None, None, None);
+            let mut out = Vec::new();
+            meta.write_to_out_protocol(&mut TCompactOutputProtocol::new(&mut out))
+                .unwrap();
+            out
+        };
+        assert_eq!(footer_check(b"", &minimal, None), "ok");
+        let unreadable = "t.parquet: not a readable Parquet file: ";
+        // Field 2 (the schema, a list of structs) declaring 2^28 entries in 7 bytes:
+        // polars reserved room for them all before reading one.
+        let list = [0x29, 0xfc, 0x80, 0x80, 0x80, 0x80, 0x01];
+        assert_eq!(
+            footer_check(b"", &list, None),
+            format!("{unreadable}its footer declares more entries than it holds")
+        );
+        let e = footer_check(b"", &[0xff; 20], None);
+        assert!(
+            e.starts_with(&format!("{unreadable}its footer is not valid thrift")),
+            "{e}"
+        );
+        assert_eq!(
+            footer_check(b"", &minimal, Some(1000)),
+            format!(
+                "{unreadable}its footer declares 1000 bytes; expected at most {}",
+                minimal.len()
+            )
+        );
+        let mut f = tempfile::tempfile().unwrap();
+        std::io::Write::write_all(&mut f, b"PAR1PAR1").unwrap();
+        assert_eq!(
+            check_footer("t.parquet", &mut f).unwrap_err().to_string(),
+            format!("{unreadable}8 bytes, too short for a Parquet file")
+        );
+        let mut f = tempfile::tempfile().unwrap();
+        std::io::Write::write_all(&mut f, b"device_id,ts\nd1,0\n").unwrap();
+        assert_eq!(
+            check_footer("t.parquet", &mut f).unwrap_err().to_string(),
+            format!("{unreadable}it does not end with PAR1")
+        );
     }
 
     #[test]
