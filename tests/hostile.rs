@@ -621,6 +621,23 @@ fn cases() -> Vec<Case> {
             fails(1, &["devices.parquet", "gpu_count", "type bool"]),
         ),
         case(
+            "Parquet list column",
+            parquet("heartbeats", || {
+                use polars::prelude::*;
+                // Two values in one row: the page checks would refuse the chunk
+                // first, with a message about counts instead of the type.
+                let ts = Series::new("".into(), vec!["2024-03-01T01:00:00Z", "x"]);
+                vec![
+                    Column::new("device_id".into(), vec!["d01"]),
+                    Column::new("ts".into(), vec![ts]),
+                ]
+            }),
+            fails(
+                1,
+                &["heartbeats.parquet", "column \"ts\" has Parquet type list"],
+            ),
+        ),
+        case(
             "Parquet missing column",
             parquet("heartbeats", || {
                 use polars::prelude::*;

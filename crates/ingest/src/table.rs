@@ -904,6 +904,26 @@ pub(crate) fn contained<T>(
     }
 }
 
+/// Whether a Parquet column of type `dt` can hold a SPEC column: text, an integer, a
+/// timestamp or an exact DECIMAL (what `parquet_rows` converts).
+fn readable_type(dt: &DataType) -> bool {
+    match dt {
+        DataType::String | DataType::Datetime(..) => true,
+        DataType::Decimal(_, scale) => *scale <= 9,
+        dt => dt.is_integer(),
+    }
+}
+
+fn wrong_type(file: &str, name: &str, dt: &DataType) -> IngestError {
+    IngestError::file(
+        file,
+        format!(
+            "column {name:?} has Parquet type {dt}; expected a string, an integer, a timestamp, \
+             or a DECIMAL with scale at most 9 (floating point is refused: it cannot be exact)"
+        ),
+    )
+}
+
 /// A Parquet row group is decoded whole: its rows and its declared uncompressed bytes
 /// are bounded ([`MAX_PARQUET_ROW_GROUP_ROWS`], [`MAX_PARQUET_ROW_GROUP_BYTES`]) before
 /// any of it is read.
@@ -945,6 +965,16 @@ impl Table<'_> {
         let schema = polars_call(file, || reader.schema())?;
         let names: Vec<&str> = schema.iter_names().map(|n| n.as_str()).collect();
         self.layout(1, &names)?;
+        // Types are refused before any row group is decoded (a list column would
+        // otherwise fail the page checks with a less useful message).
+        for &name in self.columns {
+            if let Some(field) = schema.get(name) {
+                let dt = contained(file, || Ok(DataType::from_arrow_field(field)))?;
+                if !readable_type(&dt) {
+                    return Err(wrong_type(file, name, &dt));
+                }
+            }
+        }
         let metadata = polars_call(file, || reader.get_metadata().cloned())?;
         let mut groups = Vec::with_capacity(metadata.row_groups.len());
         let mut first_row = 0usize;
@@ -1069,9 +1099,13 @@ impl Table<'_> {
                 let pe = |e: PolarsError| IngestError::file(file, format!("column {name:?}: {e}"));
                 Ok(match s.dtype() {
                     DataType::String => Col::Str(s.str().map_err(pe)?.clone()),
-                    dt if dt.is_integer() => {
-                        Col::Int(s.cast(&DataType::Int128).map_err(pe)?.i128().map_err(pe)?.clone())
-                    }
+                    dt if dt.is_integer() => Col::Int(
+                        s.cast(&DataType::Int128)
+                            .map_err(pe)?
+                            .i128()
+                            .map_err(pe)?
+                            .clone(),
+                    ),
                     DataType::Datetime(unit, _) => {
                         let per_second = match unit {
                             TimeUnit::Nanoseconds => 1_000_000_000,
@@ -1083,15 +1117,7 @@ impl Table<'_> {
                     DataType::Decimal(_, scale) if *scale <= 9 => {
                         Col::Dec(s.decimal().map_err(pe)?.physical().clone(), *scale as u32)
                     }
-                    other => {
-                        return Err(IngestError::file(
-                            file,
-                            format!(
-                                "column {name:?} has Parquet type {other}; expected a string, an integer, a timestamp, \
-                                 or a DECIMAL with scale at most 9 (floating point is refused: it cannot be exact)"
-                            ),
-                        ))
-                    }
+                    other => return Err(wrong_type(file, name, other)),
                 })
             })
             .collect::<Result<_, IngestError>>()?;
