@@ -39,9 +39,10 @@ use crate::table::contained;
 /// statistics of long strings.
 const FIRST_HEADER_READ: u64 = 4_096;
 
-/// What the thrift reader may reserve per byte of footer. It charges 8 bytes per list
-/// entry and 1 per byte of a string, and every entry takes at least one byte of the
-/// footer, so a well-formed footer never needs more than 9 per byte.
+/// What the thrift reader may reserve per byte of footer. It charges 8 per list entry,
+/// 2 per struct and 1 per byte of a string; an entry takes at least one byte of the
+/// footer, so a well-formed footer never needs more than 10 per byte (a list of
+/// structs with no fields set).
 const FOOTER_BUDGET_PER_BYTE: u64 = 16;
 
 /// Checks that `f`'s footer is where its last 8 bytes say, at most
