@@ -103,9 +103,8 @@ fn write_seeds() {
     }
 }
 
-/// The Parquet files that made polars panic are refused with an error naming the file.
-#[test]
-fn parquet_crash_reproducers_are_errors_naming_the_file() {
+/// The Parquet files that once made tally panic or abort (`crash-*`), at least one.
+fn parquet_crashes() -> Vec<PathBuf> {
     let crashes: Vec<PathBuf> = corpus("parquet_table")
         .into_iter()
         .filter(|p| {
@@ -116,7 +115,13 @@ fn parquet_crash_reproducers_are_errors_naming_the_file() {
         })
         .collect();
     assert!(!crashes.is_empty());
-    for file in crashes {
+    crashes
+}
+
+/// The Parquet files that made polars panic are refused with an error naming the file.
+#[test]
+fn parquet_crash_reproducers_are_errors_naming_the_file() {
+    for file in parquet_crashes() {
         let bytes = std::fs::read(&file).unwrap();
         let r = tally_fuzz::table_run(&bytes, "parquet").unwrap();
         let e = r.expect_err("a malformed Parquet file is an error");
@@ -133,16 +138,7 @@ fn parquet_crash_reproducers_are_errors_naming_the_file() {
 /// and no OUT_DIR.
 #[test]
 fn parquet_crash_reproducers_fail_the_cli_with_one_line() {
-    let crashes: Vec<PathBuf> = corpus("parquet_table")
-        .into_iter()
-        .filter(|p| {
-            p.file_name()
-                .unwrap()
-                .to_string_lossy()
-                .starts_with("crash-")
-        })
-        .collect();
-    for file in crashes {
+    for file in parquet_crashes() {
         let bytes = std::fs::read(&file).unwrap();
         let stem = tally_fuzz::table_of(bytes[0]);
         let tmp = tempfile::tempdir().unwrap();
