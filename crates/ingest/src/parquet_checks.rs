@@ -8,25 +8,32 @@
 //! - a data page declaring -11 values: cast to 2^64 - 11, and the decoder asked for
 //!   2^61 bytes.
 //!
-//! So before polars sees a file, [`check_footer`] parses its footer with
-//! `polars-parquet-format`'s thrift reader under a byte budget that bounds what a
-//! list may reserve; once it parses, every list polars reads has entries that are
-//! really there. And before polars decodes a row group, [`check_row_group`] reads the
-//! page headers of its column chunks with the same walk polars makes (an optional
-//! dictionary page, then data pages until the chunk's values are all seen) and checks
-//! every count that sizes an allocation against the row group. A count that does not
-//! fit is an error naming the row group, the column and the byte where the page
-//! starts.
+//! So before polars sees a file, [`footer`] parses its footer with
+//! `polars-parquet-format`'s thrift reader under a byte budget that bounds what a list
+//! may reserve, writes it back out with the same crate's writer, and hands polars'
+//! decoder those bytes, never the file's own. polars' decoder reads the fields it
+//! knows with their types from the format and skips others by the type the bytes
+//! declare; two decoders can therefore read one crafted footer differently (a review
+//! found a footer that the first accepts and that makes polars reserve more than
+//! 100 GiB). The re-encoded footer is what polars' own writer would produce for the
+//! same metadata: every list is as long as it says. And before polars decodes a row
+//! group, [`check_row_group`] reads the page headers of its column chunks with the
+//! same walk polars makes (an optional dictionary page, then data pages until the
+//! chunk's values are all seen) and checks every count that sizes an allocation. A
+//! count that does not fit is an error naming the row group, the column and the byte
+//! where the page starts.
 //!
 //! Only the footer and the page headers are read (one small read per page; pages are
 //! about a megabyte), not the data: no second pass over the file.
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
+use std::sync::Arc;
 
 use polars::prelude::*;
+use polars_parquet::parquet::read::deserialize_metadata;
 use polars_parquet_format::thrift;
-use polars_parquet_format::thrift::protocol::TCompactInputProtocol;
+use polars_parquet_format::thrift::protocol::{TCompactInputProtocol, TCompactOutputProtocol};
 use polars_parquet_format::{FileMetaData, PageHeader, PageType};
 use tally_core::limits::{
     MAX_PARQUET_FOOTER_BYTES, MAX_PARQUET_PAGE_HEADER_BYTES, MAX_PARQUET_ROW_GROUP_BYTES,
@@ -45,10 +52,10 @@ const FIRST_HEADER_READ: u64 = 4_096;
 /// structs with no fields set).
 const FOOTER_BUDGET_PER_BYTE: u64 = 16;
 
-/// Checks that `f`'s footer is where its last 8 bytes say, at most
-/// [`MAX_PARQUET_FOOTER_BYTES`], and parses as thrift within a budget of
-/// [`FOOTER_BUDGET_PER_BYTE`] per byte. polars reads it afterwards.
-pub(crate) fn check_footer(file: &str, f: &mut File) -> Result<(), IngestError> {
+/// The metadata of the Parquet file `f` for polars: its footer must be where its last
+/// 8 bytes say, at most [`MAX_PARQUET_FOOTER_BYTES`], and parse as thrift within a
+/// budget of [`FOOTER_BUDGET_PER_BYTE`] per byte; polars decodes it re-encoded.
+pub(crate) fn footer(file: &str, f: &mut File) -> Result<FileMetadataRef, IngestError> {
     let unreadable =
         |why: String| IngestError::file(file, format!("not a readable Parquet file: {why}"));
     let len = f.metadata().map_err(|e| IngestError::io(file, e))?.len();
@@ -80,14 +87,22 @@ pub(crate) fn check_footer(file: &str, f: &mut File) -> Result<(), IngestError> 
     let parsed = contained(file, || {
         let mut rest: &[u8] = &footer;
         let mut protocol = TCompactInputProtocol::new(&mut rest, budget as usize);
-        Ok(FileMetaData::read_from_in_protocol(&mut protocol).map(drop))
+        Ok(FileMetaData::read_from_in_protocol(&mut protocol))
     })?;
-    parsed.map_err(|e| match e {
+    let parsed = parsed.map_err(|e| match e {
         thrift::Error::Protocol(p) if p.kind == thrift::ProtocolErrorKind::SizeLimit => {
             unreadable("its footer declares more entries than it holds".into())
         }
         e => unreadable(format!("its footer is not valid thrift ({e})")),
-    })
+    })?;
+    let mut canonical = Vec::with_capacity(footer.len());
+    parsed
+        .write_to_out_protocol(&mut TCompactOutputProtocol::new(&mut canonical))
+        .map_err(|e| unreadable(format!("its footer cannot be written back ({e})")))?;
+    let metadata = contained(file, || {
+        deserialize_metadata(canonical.into()).map_err(|e| e.to_string())
+    })?;
+    Ok(Arc::new(metadata))
 }
 
 /// Checks the page headers of the column chunks of `columns` in row group `group`
@@ -275,7 +290,6 @@ fn read_header(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use polars_parquet_format::thrift::protocol::TCompactOutputProtocol;
     use polars_parquet_format::{DataPageHeader, DataPageHeaderV2, DictionaryPageHeader, Encoding};
 
     /// A page: its header, with `body` bytes after it.
@@ -419,31 +433,66 @@ mod tests {
     }
 
     /// `footer` as a Parquet file's footer, after "PAR1" and `body`; the error, or "ok".
-    fn footer_check(body: &[u8], footer: &[u8], declared: Option<u32>) -> String {
+    fn footer_check(body: &[u8], meta: &[u8], declared: Option<u32>) -> String {
         let mut bytes = b"PAR1".to_vec();
         bytes.extend(body);
-        bytes.extend(footer);
-        let len = declared.unwrap_or(footer.len() as u32);
+        bytes.extend(meta);
+        let len = declared.unwrap_or(meta.len() as u32);
         bytes.extend(len.to_le_bytes());
         bytes.extend(b"PAR1");
         let mut f = tempfile::tempfile().unwrap();
         std::io::Write::write_all(&mut f, &bytes).unwrap();
-        match check_footer("t.parquet", &mut f) {
-            Ok(()) => "ok".into(),
+        match footer("t.parquet", &mut f) {
+            Ok(_) => "ok".into(),
             Err(e) => e.to_string(),
         }
     }
 
     #[test]
     fn footers_are_checked_before_polars_reads_them() {
-        let minimal = {
-            let meta = FileMetaData::new(1, vec![], 0, vec![], None, None, None, None, None);
+        // A real file's footer (written by polars), as the format crate reads it.
+        let (body, real) = {
+            let mut df = polars::df!("device_id" => ["d1", "d2"], "ts" => [0i64, 300]).unwrap();
+            let mut file = Vec::new();
+            ParquetWriter::new(&mut file).finish(&mut df).unwrap();
+            let n = file.len();
+            let len = u32::from_le_bytes(file[n - 8..n - 4].try_into().unwrap()) as usize;
+            let mut rest = &file[n - 8 - len..n - 8];
+            let mut protocol = TCompactInputProtocol::new(&mut rest, usize::MAX);
+            let meta = FileMetaData::read_from_in_protocol(&mut protocol).unwrap();
+            (file[4..n - 8 - len].to_vec(), meta)
+        };
+        let encode = |meta: &FileMetaData| {
             let mut out = Vec::new();
             meta.write_to_out_protocol(&mut TCompactOutputProtocol::new(&mut out))
                 .unwrap();
             out
         };
-        assert_eq!(footer_check(b"", &minimal, None), "ok");
+        assert_eq!(footer_check(&body, &encode(&real), None), "ok");
+        // The review's footer: fields 1 to 4, then `59 08 | 09 08 FC FF FF FF FF 07 |
+        // 00`. The format crate reads field 9 as 8 bytes of binary. polars' decoder
+        // skips field 9 as an empty list, then reads a long-form field 4: a list of
+        // 2^31 - 1 row groups, for which it reserves more than 100 GiB at once.
+        // Decoded re-encoded, it is field 9 as binary, which polars skips.
+        let mut four = real.clone();
+        (four.key_value_metadata, four.created_by, four.column_orders) = (None, None, None);
+        let mut disagree = encode(&four);
+        assert_eq!(disagree.pop(), Some(0), "the stop byte");
+        disagree.extend([
+            0x59, 0x08, 0x09, 0x08, 0xfc, 0xff, 0xff, 0xff, 0xff, 0x07, 0x00,
+        ]);
+        assert_eq!(footer_check(&body, &disagree, None), "ok");
+        let minimal = encode(&FileMetaData::new(
+            1,
+            vec![],
+            0,
+            vec![],
+            None,
+            None,
+            None,
+            None,
+            None,
+        ));
         let unreadable = "t.parquet: not a readable Parquet file: ";
         // Field 2 (the schema, a list of structs) declaring 2^28 entries in 7 bytes:
         // polars reserved room for them all before reading one.
@@ -467,13 +516,13 @@ mod tests {
         let mut f = tempfile::tempfile().unwrap();
         std::io::Write::write_all(&mut f, b"PAR1PAR1").unwrap();
         assert_eq!(
-            check_footer("t.parquet", &mut f).unwrap_err().to_string(),
+            footer("t.parquet", &mut f).unwrap_err().to_string(),
             format!("{unreadable}8 bytes, too short for a Parquet file")
         );
         let mut f = tempfile::tempfile().unwrap();
         std::io::Write::write_all(&mut f, b"device_id,ts\nd1,0\n").unwrap();
         assert_eq!(
-            check_footer("t.parquet", &mut f).unwrap_err().to_string(),
+            footer("t.parquet", &mut f).unwrap_err().to_string(),
             format!("{unreadable}it does not end with PAR1")
         );
     }

@@ -959,9 +959,11 @@ impl Table<'_> {
     ) -> Result<(TableStats, Vec<S>), IngestError> {
         let file = self.file();
         let open = || File::open(&self.source.path).map_err(|e| IngestError::io(file, e));
-        // polars trusts the footer's counts: check them first.
-        crate::parquet_checks::check_footer(file, &mut open()?)?;
+        // polars trusts the footer's counts: it decodes the footer checked and
+        // re-encoded, never the file's own bytes.
+        let footer = crate::parquet_checks::footer(file, &mut open()?)?;
         let mut reader = ParquetReader::new(open()?);
+        reader.set_metadata(footer);
         let schema = polars_call(file, || reader.schema())?;
         let names: Vec<&str> = schema.iter_names().map(|n| n.as_str()).collect();
         self.layout(1, &names)?;
