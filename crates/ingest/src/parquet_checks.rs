@@ -31,10 +31,12 @@ use std::io::{Read, Seek, SeekFrom};
 use std::sync::Arc;
 
 use polars::prelude::*;
+use polars_parquet::parquet::compression::{decompress, Compression, DecompressionContext};
+use polars_parquet::parquet::encoding::{delta_byte_array, uleb128};
 use polars_parquet::parquet::read::deserialize_metadata;
 use polars_parquet_format::thrift;
 use polars_parquet_format::thrift::protocol::{TCompactInputProtocol, TCompactOutputProtocol};
-use polars_parquet_format::{FileMetaData, PageHeader, PageType};
+use polars_parquet_format::{Encoding, FileMetaData, PageHeader, PageType};
 use tally_core::limits::{
     MAX_PARQUET_FOOTER_BYTES, MAX_PARQUET_PAGE_HEADER_BYTES, MAX_PARQUET_ROW_GROUP_BYTES,
 };
@@ -146,10 +148,21 @@ pub(crate) fn check_row_group(
                     "the column chunk declares {values} values for a row group of {rows} rows"
                 )));
             }
-            walk_pages(file, f, range, rows, &bad)?;
+            let values = Values {
+                compression: chunk.compression(),
+                optional: chunk.descriptor().descriptor.max_def_level > 0,
+            };
+            walk_pages(file, f, range, rows, &values, &bad)?;
         }
     }
     Ok(())
+}
+
+/// How a column chunk's pages hold their values.
+struct Values {
+    compression: Compression,
+    /// Whether its pages carry definition levels (a column that may be null).
+    optional: bool,
 }
 
 /// Walks the pages of one column chunk at `range` holding `rows` values.
@@ -158,6 +171,7 @@ fn walk_pages(
     f: &mut File,
     range: std::ops::Range<u64>,
     rows: u64,
+    values: &Values,
     bad: &impl Fn(String) -> IngestError,
 ) -> Result<(), IngestError> {
     let mut pos = range.start;
@@ -213,7 +227,13 @@ fn walk_pages(
                 let Some(d) = &header.data_page_header else {
                     return Err(at("is a data page without its header".into()));
                 };
-                seen += count("values", d.num_values, left)?;
+                let n = count("values", d.num_values, left)?;
+                if is_delta_text(d.encoding) {
+                    let at = |what: String| at(what);
+                    let page = read_values(file, f, body, &header, values, 0, true, &at)?;
+                    delta_count(file, d.encoding, &page, n, &at)?;
+                }
+                seen += n;
             }
             PageType::DATA_PAGE_V2 => {
                 let Some(d) = &header.data_page_header_v2 else {
@@ -236,6 +256,21 @@ fn walk_pages(
                         "declares {levels} bytes of levels in a page of {compressed}"
                     )));
                 }
+                if is_delta_text(d.encoding) {
+                    let at = |what: String| at(what);
+                    let compressed_values = d.is_compressed.unwrap_or(true);
+                    let page = read_values(
+                        file,
+                        f,
+                        body,
+                        &header,
+                        values,
+                        levels,
+                        compressed_values,
+                        &at,
+                    )?;
+                    delta_count(file, d.encoding, &page, n, &at)?;
+                }
                 seen += n;
             }
             other => {
@@ -248,6 +283,98 @@ fn walk_pages(
         }
         first = false;
         pos = body + compressed;
+    }
+    Ok(())
+}
+
+/// Whether a page of this encoding stores text as delta-encoded lengths, whose own
+/// header says how many values there are.
+fn is_delta_text(encoding: Encoding) -> bool {
+    encoding == Encoding::DELTA_LENGTH_BYTE_ARRAY || encoding == Encoding::DELTA_BYTE_ARRAY
+}
+
+/// The values section of the data page whose body starts at `body`, decompressed: after
+/// `levels` bytes of V2 levels (stored uncompressed), or after V1's definition levels.
+#[allow(clippy::too_many_arguments)]
+fn read_values(
+    file: &str,
+    f: &mut File,
+    body: u64,
+    header: &PageHeader,
+    values: &Values,
+    levels: u64,
+    compressed_values: bool,
+    at: &impl Fn(String) -> IngestError,
+) -> Result<Vec<u8>, IngestError> {
+    // Both sizes were checked by the caller: inside the chunk, at most 1 GiB.
+    let size = header.compressed_page_size as usize;
+    let mut raw = vec![0u8; size];
+    f.seek(SeekFrom::Start(body))
+        .and_then(|_| f.read_exact(&mut raw))
+        .map_err(|e| IngestError::io(file, e))?;
+    let levels = levels as usize;
+    let mut page = if compressed_values && values.compression != Compression::Uncompressed {
+        let out_size = (header.uncompressed_page_size as usize).saturating_sub(levels);
+        let mut out = vec![0u8; out_size];
+        contained(file, || {
+            decompress(
+                values.compression,
+                &raw[levels..],
+                &mut out,
+                &mut DecompressionContext::Unset,
+            )
+            .map_err(|e| e.to_string())
+        })
+        .map_err(|e| at(format!("cannot be decompressed ({e})")))?;
+        out
+    } else {
+        raw.split_off(levels)
+    };
+    if levels == 0 && values.optional {
+        // V1: the definition levels lead the page, after their length (4 bytes).
+        let len = page
+            .get(..4)
+            .map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")) as usize)
+            .filter(|&len| len <= page.len() - 4)
+            .ok_or_else(|| at("has definition levels longer than the page".into()))?;
+        page.drain(..4 + len);
+    }
+    Ok(page)
+}
+
+/// Checks that the count a delta encoding's header declares (polars reserves room for
+/// that many) is at most the page's `n` values.
+fn delta_count(
+    file: &str,
+    encoding: Encoding,
+    page: &[u8],
+    n: u64,
+    at: &impl Fn(String) -> IngestError,
+) -> Result<(), IngestError> {
+    let declared = if encoding == Encoding::DELTA_BYTE_ARRAY {
+        // polars' own decoder of the two headers; it walks the first stream's
+        // blocks without allocating.
+        contained(file, || {
+            delta_byte_array::Decoder::try_new(page)
+                .map(|d| d.len() as u64)
+                .map_err(|e| e.to_string())
+        })
+        .map_err(|e| at(format!("has an unreadable delta encoding ({e})")))?
+    } else {
+        // Block size, miniblocks per block, then the count.
+        let mut rest = page;
+        let mut next = || {
+            let (v, used) = uleb128::decode(rest);
+            rest = &rest[used.min(rest.len())..];
+            (used > 0).then_some(v)
+        };
+        let (_, _, count) = (next(), next(), next());
+        count.ok_or_else(|| at("has an unreadable delta encoding".into()))?
+    };
+    if declared > n {
+        return Err(at(format!(
+            "has a delta encoding declaring {declared} values in a page of {n}"
+        )));
     }
     Ok(())
 }
@@ -340,7 +467,18 @@ mod tests {
         let mut f = tempfile::tempfile().unwrap();
         std::io::Write::write_all(&mut f, &bytes).unwrap();
         let bad = |what: String| IngestError::file("t.parquet", what);
-        match walk_pages("t.parquet", &mut f, 4..bytes.len() as u64, rows, &bad) {
+        let values = Values {
+            compression: Compression::Uncompressed,
+            optional: false,
+        };
+        match walk_pages(
+            "t.parquet",
+            &mut f,
+            4..bytes.len() as u64,
+            rows,
+            &values,
+            &bad,
+        ) {
             Ok(()) => "ok".into(),
             Err(e) => e.to_string(),
         }
@@ -366,7 +504,9 @@ mod tests {
             walk(&[page(v1(-11, 8))], 14),
             "t.parquet: the page at byte 4 declares -11 values; expected 0 to 14"
         );
-        let cases: [(&[(PageHeader, usize)], u64, &str); 12] = [
+        // The pages, the chunk's rows, what the error says.
+        type Case<'a> = (&'a [(PageHeader, usize)], u64, &'a str);
+        let cases: [Case; 12] = [
             (
                 &[page(v1(11, 8))],
                 10,
@@ -527,12 +667,95 @@ mod tests {
         );
     }
 
+    fn uleb(mut v: u64) -> Vec<u8> {
+        let mut out = Vec::new();
+        loop {
+            let byte = (v & 0x7f) as u8;
+            v >>= 7;
+            if v == 0 {
+                out.push(byte);
+                return out;
+            }
+            out.push(byte | 0x80);
+        }
+    }
+
+    /// A delta-encoded stream header: one block of `count` values of width 0 (which
+    /// costs polars' validation walk a few bytes whatever the count).
+    fn delta_stream(count: u64) -> Vec<u8> {
+        let block = count.div_ceil(128).max(1) * 128;
+        let mut out = [uleb(block), uleb(1), uleb(count), vec![0]].concat();
+        out.extend([0, 0]); // the block's min delta (zigzag 0) and its miniblock's width
+        out
+    }
+
+    /// A V1 data page of `values` values with `payload` as its (uncompressed) body,
+    /// walked as one chunk of `rows`, optional or not.
+    fn walk_delta(encoding: Encoding, values: i32, payload: &[u8], optional: bool) -> String {
+        let mut d = v1(values, payload.len() as i32);
+        d.data_page_header.as_mut().unwrap().encoding = encoding;
+        let mut bytes = b"PAR1".to_vec();
+        d.write_to_out_protocol(&mut TCompactOutputProtocol::new(&mut bytes))
+            .unwrap();
+        bytes.extend(payload);
+        let mut f = tempfile::tempfile().unwrap();
+        std::io::Write::write_all(&mut f, &bytes).unwrap();
+        let bad = |what: String| IngestError::file("t.parquet", what);
+        let chunk = Values {
+            compression: Compression::Uncompressed,
+            optional,
+        };
+        match walk_pages(
+            "t.parquet",
+            &mut f,
+            4..bytes.len() as u64,
+            values as u64,
+            &chunk,
+            &bad,
+        ) {
+            Ok(()) => "ok".into(),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    /// polars reserves room for as many strings as a delta encoding's own header
+    /// declares: 2^37 lengths from a page of a few bytes is a terabyte (the review's).
+    #[test]
+    fn delta_encoded_text_declares_no_more_values_than_its_page() {
+        let length = Encoding::DELTA_LENGTH_BYTE_ARRAY;
+        assert_eq!(walk_delta(length, 10, &delta_stream(10), false), "ok");
+        assert_eq!(
+            walk_delta(length, 10, &delta_stream(1 << 37), false),
+            "t.parquet: the page at byte 4 has a delta encoding declaring 137438953472 values \
+             in a page of 10"
+        );
+        // An optional column: the definition levels come first, after their length.
+        let levels = [vec![2, 0, 0, 0, 0x14, 0x01], delta_stream(1 << 37)].concat();
+        assert!(walk_delta(length, 10, &levels, true).contains("declaring 137438953472"));
+        let levels = [vec![2, 0, 0, 0, 0x14, 0x01], delta_stream(10)].concat();
+        assert_eq!(walk_delta(length, 10, &levels, true), "ok");
+        assert!(walk_delta(length, 10, &[9, 9, 9, 0xff], true).contains("definition levels"));
+        // Prefix lengths, then suffix lengths.
+        let prefix = Encoding::DELTA_BYTE_ARRAY;
+        let both = |n| [delta_stream(n), delta_stream(n)].concat();
+        assert_eq!(walk_delta(prefix, 10, &both(10), false), "ok");
+        assert!(
+            walk_delta(prefix, 10, &both(1 << 37), false).contains("declaring 137438953472"),
+            "{}",
+            walk_delta(prefix, 10, &both(1 << 37), false)
+        );
+    }
+
     #[test]
     fn an_unreadable_header_names_its_byte() {
         let mut f = tempfile::tempfile().unwrap();
         std::io::Write::write_all(&mut f, b"PAR1\xff\xff\xff\xff\xff\xff").unwrap();
         let bad = |what: String| IngestError::file("t.parquet", what);
-        let e = walk_pages("t.parquet", &mut f, 4..10, 1, &bad)
+        let values = Values {
+            compression: Compression::Uncompressed,
+            optional: false,
+        };
+        let e = walk_pages("t.parquet", &mut f, 4..10, 1, &values, &bad)
             .unwrap_err()
             .to_string();
         assert!(
