@@ -34,6 +34,7 @@ use polars::prelude::*;
 use polars_parquet::parquet::compression::{decompress, Compression, DecompressionContext};
 use polars_parquet::parquet::encoding::{delta_byte_array, uleb128};
 use polars_parquet::parquet::read::deserialize_metadata;
+use polars_parquet::parquet::schema::types::PhysicalType;
 use polars_parquet_format::thrift;
 use polars_parquet_format::thrift::protocol::{TCompactInputProtocol, TCompactOutputProtocol};
 use polars_parquet_format::{Encoding, FileMetaData, PageHeader, PageType};
@@ -148,9 +149,19 @@ pub(crate) fn check_row_group(
                     "the column chunk declares {values} values for a row group of {rows} rows"
                 )));
             }
+            let descriptor = &chunk.descriptor().descriptor;
             let values = Values {
                 compression: chunk.compression(),
-                optional: chunk.descriptor().descriptor.max_def_level > 0,
+                optional: descriptor.max_def_level > 0,
+                entry_bits: match descriptor.primitive_type.physical_type {
+                    PhysicalType::Boolean => 1,
+                    PhysicalType::Int32 | PhysicalType::Float => 32,
+                    PhysicalType::Int64 | PhysicalType::Double => 64,
+                    PhysicalType::Int96 => 96,
+                    // A length (4 bytes) before each string.
+                    PhysicalType::ByteArray => 32,
+                    PhysicalType::FixedLenByteArray(n) => (n as u64).max(1) * 8,
+                },
             };
             walk_pages(file, f, range, rows, &values, &bad)?;
         }
@@ -163,6 +174,8 @@ struct Values {
     compression: Compression,
     /// Whether its pages carry definition levels (a column that may be null).
     optional: bool,
+    /// The least room one value takes in a dictionary page, in bits.
+    entry_bits: u64,
 }
 
 /// Walks the pages of one column chunk at `range` holding `rows` values.
@@ -217,11 +230,12 @@ fn walk_pages(
                 let Some(d) = &header.dictionary_page_header else {
                     return Err(at("is a dictionary page without its header".into()));
                 };
-                // Every entry of a dictionary tally can read (text, integers, times)
-                // takes at least a byte. Not bounded by the chunk's rows: a writer may
-                // store a whole Arrow dictionary, entries unused in this chunk included.
-                let bytes = u64::try_from(header.uncompressed_page_size).unwrap_or(0);
-                count("dictionary entries", d.num_values, bytes)?;
+                // Entries are stored plain, each taking at least `entry_bits`; polars
+                // reserves room for them all (16 bytes each for text) before decoding.
+                // Not bounded by the chunk's rows: a writer may store a whole Arrow
+                // dictionary, entries unused in this chunk included.
+                let bits = u64::try_from(header.uncompressed_page_size).unwrap_or(0) * 8;
+                count("dictionary entries", d.num_values, bits / values.entry_bits)?;
             }
             PageType::DATA_PAGE => {
                 let Some(d) = &header.data_page_header else {
@@ -458,6 +472,11 @@ mod tests {
     /// Writes the pages as one column chunk after 4 bytes of file header ("PAR1") and
     /// walks it for `rows` values; the error's text, or "ok".
     fn walk(pages: &[(PageHeader, usize)], rows: u64) -> String {
+        walk_entries_of(pages, rows, 8)
+    }
+
+    /// [`walk`] for a column whose dictionary entries take `entry_bits` each.
+    fn walk_entries_of(pages: &[(PageHeader, usize)], rows: u64, entry_bits: u64) -> String {
         let mut bytes = b"PAR1".to_vec();
         for (header, body) in pages {
             let mut out = TCompactOutputProtocol::new(&mut bytes);
@@ -470,6 +489,7 @@ mod tests {
         let values = Values {
             compression: Compression::Uncompressed,
             optional: false,
+            entry_bits,
         };
         match walk_pages(
             "t.parquet",
@@ -491,6 +511,13 @@ mod tests {
             walk(&[page(dict(3)), page(v1(6, 8)), page(v1(4, 8))], 10),
             "ok"
         );
+        // Entries of 32 bits (strings' lengths, INT32): 8 bytes hold at most 2.
+        assert_eq!(
+            walk_entries_of(&[page(dict(2)), page(v1(10, 8))], 10, 32),
+            "ok"
+        );
+        assert!(walk_entries_of(&[page(dict(3)), page(v1(10, 8))], 10, 32)
+            .contains("declares 3 dictionary entries; expected 0 to 2"));
         // More dictionary entries than rows: a whole Arrow dictionary.
         assert_eq!(walk(&[page(dict(8)), page(v1(2, 8))], 2), "ok");
         assert_eq!(walk(&[page(v2(10, 2, 10, (2, 0), 40))], 10), "ok");
@@ -704,6 +731,7 @@ mod tests {
         let chunk = Values {
             compression: Compression::Uncompressed,
             optional,
+            entry_bits: 8,
         };
         match walk_pages(
             "t.parquet",
@@ -754,6 +782,7 @@ mod tests {
         let values = Values {
             compression: Compression::Uncompressed,
             optional: false,
+            entry_bits: 8,
         };
         let e = walk_pages("t.parquet", &mut f, 4..10, 1, &values, &bad)
             .unwrap_err()
