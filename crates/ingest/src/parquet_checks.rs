@@ -24,7 +24,8 @@
 //! where the page starts.
 //!
 //! Only the footer and the page headers are read (one small read per page; pages are
-//! about a megabyte), not the data: no second pass over the file.
+//! about a megabyte), not the data: no second pass over the file. The exception is a
+//! page of delta-encoded text, whose own count lies inside its (compressed) values.
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
@@ -243,8 +244,7 @@ fn walk_pages(
                 };
                 let n = count("values", d.num_values, left)?;
                 if is_delta_text(d.encoding) {
-                    let at = |what: String| at(what);
-                    let page = read_values(file, f, body, &header, values, 0, true, &at)?;
+                    let page = read_values(file, f, body, &header, values, Layout::V1, &at)?;
                     delta_count(file, d.encoding, &page, n, &at)?;
                 }
                 seen += n;
@@ -271,18 +271,11 @@ fn walk_pages(
                     )));
                 }
                 if is_delta_text(d.encoding) {
-                    let at = |what: String| at(what);
-                    let compressed_values = d.is_compressed.unwrap_or(true);
-                    let page = read_values(
-                        file,
-                        f,
-                        body,
-                        &header,
-                        values,
+                    let layout = Layout::V2 {
                         levels,
-                        compressed_values,
-                        &at,
-                    )?;
+                        compressed: d.is_compressed.unwrap_or(true),
+                    };
+                    let page = read_values(file, f, body, &header, values, layout, &at)?;
                     delta_count(file, d.encoding, &page, n, &at)?;
                 }
                 seen += n;
@@ -307,17 +300,25 @@ fn is_delta_text(encoding: Encoding) -> bool {
     encoding == Encoding::DELTA_LENGTH_BYTE_ARRAY || encoding == Encoding::DELTA_BYTE_ARRAY
 }
 
-/// The values section of the data page whose body starts at `body`, decompressed: after
-/// `levels` bytes of V2 levels (stored uncompressed), or after V1's definition levels.
-#[allow(clippy::too_many_arguments)]
+/// Where a data page keeps its levels.
+#[derive(Clone, Copy)]
+enum Layout {
+    /// Compressed with the values; definition levels (of an optional column) first,
+    /// after their length.
+    V1,
+    /// `levels` bytes before the values, never compressed; the values compressed or
+    /// not as the header says.
+    V2 { levels: u64, compressed: bool },
+}
+
+/// The values section of the data page whose body starts at `body`, decompressed.
 fn read_values(
     file: &str,
     f: &mut File,
     body: u64,
     header: &PageHeader,
     values: &Values,
-    levels: u64,
-    compressed_values: bool,
+    layout: Layout,
     at: &impl Fn(String) -> IngestError,
 ) -> Result<Vec<u8>, IngestError> {
     // Both sizes were checked by the caller: inside the chunk, at most 1 GiB.
@@ -326,7 +327,10 @@ fn read_values(
     f.seek(SeekFrom::Start(body))
         .and_then(|_| f.read_exact(&mut raw))
         .map_err(|e| IngestError::io(file, e))?;
-    let levels = levels as usize;
+    let (levels, compressed_values) = match layout {
+        Layout::V1 => (0, true),
+        Layout::V2 { levels, compressed } => (levels as usize, compressed),
+    };
     let mut page = if compressed_values && values.compression != Compression::Uncompressed {
         let out_size = (header.uncompressed_page_size as usize).saturating_sub(levels);
         let mut out = vec![0u8; out_size];
@@ -344,8 +348,8 @@ fn read_values(
     } else {
         raw.split_off(levels)
     };
-    if levels == 0 && values.optional {
-        // V1: the definition levels lead the page, after their length (4 bytes).
+    if matches!(layout, Layout::V1) && values.optional {
+        // The definition levels lead the page, after their length (4 bytes).
         let len = page
             .get(..4)
             .map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")) as usize)
